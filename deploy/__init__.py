@@ -1,0 +1,1 @@
+"""Deployment helpers: the embedded Kafka broker and its configuration files."""

@@ -1,0 +1,92 @@
+"""Creates the catalogue's topics (schemas/topics.py) on the cluster, explicitly.
+
+Broker auto-creation is off: a topic exists because this created it, with the partitions,
+replication and retention the catalogue and settings say.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import TopicAlreadyExistsError, for_code
+
+from schemas.topics import CATALOGUE, FOREVER, TopicSpec
+from spkt.settings import Settings
+
+
+@dataclass(frozen=True)
+class PlannedTopic:
+    spec: TopicSpec
+    partitions: int
+    replication: int
+    retention_ms: int
+
+    @property
+    def configs(self) -> dict[str, str]:
+        configs = {"retention.ms": str(self.retention_ms), "retention.bytes": "-1"}
+        if self.replication >= 3:
+            configs["min.insync.replicas"] = "2"
+            configs["unclean.leader.election.enable"] = "false"
+        return configs
+
+
+def plan(settings: Settings) -> list[PlannedTopic]:
+    return [
+        PlannedTopic(spec, spec.partitions or settings.topic_partitions, settings.topic_replication,
+                     settings.positions_retention_ms if spec.bounded_retention else FOREVER)
+        for spec in CATALOGUE
+    ]
+
+
+def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","), client_id="spkt-admin",
+                            request_timeout_ms=timeout_ms)
+
+
+def create_topics(settings: Settings) -> dict[str, str]:
+    """Create what is missing; returns name -> 'created' | 'exists'. Raises on any other error."""
+    wanted = plan(settings)
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        missing = [p for p in wanted if p.spec.name not in existing]
+        outcome = {p.spec.name: "exists" for p in wanted if p.spec.name in existing}
+        if missing:
+            result = admin.create_topics(
+                {p.spec.name: {"num_partitions": p.partitions, "replication_factor": p.replication,
+                               "configs": p.configs} for p in missing},
+                raise_errors=False, wait_for_metadata=False)
+            for topic in result["topics"]:
+                error = for_code(topic["error_code"])
+                if topic["error_code"] == 0:
+                    outcome[topic["name"]] = "created"
+                elif error is TopicAlreadyExistsError:
+                    outcome[topic["name"]] = "exists"
+                else:
+                    raise RuntimeError(f"could not create {topic['name']}: {error.__name__} "
+                                       f"{topic.get('error_message') or ''}".strip())
+            admin.wait_for_topics([p.spec.name for p in missing])
+        return outcome
+    finally:
+        admin.close()
+
+
+def describe(settings: Settings) -> dict[str, dict[str, object]]:
+    """What the cluster actually has for each catalogue topic: partitions, replication, configs."""
+    admin = admin_client(settings)
+    try:
+        names = [spec.name for spec in CATALOGUE]
+        found = {t["name"]: t for t in admin.describe_topics(names) if t["error_code"] == 0}
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in found],
+                                         config_filter="all")["topic"]
+        return {
+            name: {
+                "partitions": len(topic["partitions"]),
+                "replication": len(topic["partitions"][0]["replica_nodes"]),
+                "configs": {key: entry["value"] for key, entry in configs[name].items()},
+            }
+            for name, topic in found.items()
+        }
+    finally:
+        admin.close()

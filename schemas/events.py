@@ -1,0 +1,217 @@
+"""Event payloads (the `data` of the envelope). Past-tense facts, in the users' words.
+
+Readers ignore fields they do not know, so producers may add optional fields freely.
+
+Changing a field's meaning or type, or removing one, needs a new version of the type: the
+committed JSON Schemas in schemas/json/ are what older readers rely on, and the tests compare.
+"""
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Priority = Literal["P1", "P2", "P3", "P4"]
+Channel = Literal["phone_110", "walk_in", "sms", "whatsapp", "web", "social_media", "patrol"]
+UnitKind = Literal["car", "motorcycle", "foot", "inafis", "reskrim", "lantas"]
+# Secondary statuses (DOMAIN.md); the primary status (available / conditionally available /
+# not available) follows from them, see services.dispatch.domain.
+UnitStatus = Literal[
+    "available", "dispatched", "en_route", "on_scene", "transporting", "patrol", "post",
+    "escort", "traffic_control", "guarding_scene", "break", "off_duty", "out_of_service",
+]
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    subject_field: ClassVar[str]
+    """Which field is the aggregate id: the envelope's subject and the Kafka key."""
+
+    def subject(self) -> str:
+        return str(getattr(self, self.subject_field))
+
+
+class GeoPoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0)
+    address: str | None = Field(default=None, max_length=500)
+    landmark: str | None = Field(default=None, max_length=200)
+
+    def point(self) -> GeoPoint | None:
+        if self.lat is None or self.lon is None:
+            return None
+        return GeoPoint(lat=self.lat, lon=self.lon)
+
+
+class Reporter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32)
+    nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+
+
+class ReportReceived(EventData):
+    event_type = "report.received"
+    subject_field = "report_id"
+
+    report_id: str
+    tracking_code: str
+    channel: Channel
+    reporter: Reporter = Field(default_factory=Reporter)
+    description: str = Field(min_length=1, max_length=5000)
+    category: str | None = None
+    location: Location
+    occurred_at: AwareDatetime | None = None
+    received_at: AwareDatetime
+    received_by: str | None = Field(default=None, description="Token subject of the call taker or unit")
+    assistance_request: bool = False
+
+
+class IncidentOpened(EventData):
+    event_type = "incident.opened"
+    subject_field = "incident_id"
+
+    incident_id: str
+    number: str
+    report_ids: list[str]
+    category: str
+    priority: Priority
+    summary: str
+    location: Location
+    jurisdiction: str | None = None
+    opened_at: AwareDatetime
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    unit_id: str
+    callsign: str
+    kind: UnitKind
+    distance_m: float
+    eta_s: float
+    reasons: list[str]
+
+
+class Exclusion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    unit_id: str
+    reason: str
+
+
+class DispatchRecommended(EventData):
+    event_type = "dispatch.recommended"
+    subject_field = "incident_id"
+
+    incident_id: str
+    candidates: list[Candidate]
+    excluded: list[Exclusion]
+    recommended_at: AwareDatetime
+
+
+class UnitRegistered(EventData):
+    event_type = "unit.registered"
+    subject_field = "unit_id"
+
+    unit_id: str
+    callsign: str
+    kind: UnitKind
+    station: str
+    capabilities: list[str] = Field(default_factory=list)
+    registered_at: AwareDatetime
+
+
+class UnitStatusChanged(EventData):
+    event_type = "unit.status-changed"
+    subject_field = "unit_id"
+
+    unit_id: str
+    status: UnitStatus
+    previous_status: UnitStatus | None = None
+    incident_id: str | None = None
+    changed_at: AwareDatetime
+
+
+class UnitPositionReported(EventData):
+    event_type = "unit.position-reported"
+    subject_field = "unit_id"
+
+    unit_id: str
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    at: AwareDatetime
+    speed_kmh: float | None = Field(default=None, ge=0)
+    heading: float | None = Field(default=None, ge=0, lt=360)
+
+
+class UnitAssigned(EventData):
+    event_type = "unit.assigned"
+    subject_field = "incident_id"
+
+    assignment_id: str
+    incident_id: str
+    unit_id: str
+    assigned_by: str
+    assigned_at: AwareDatetime
+    override_reason: str | None = None
+
+
+Disposition = Literal[
+    "lp_made", "resolved_on_spot", "no_report_needed", "referred", "restorative_justice",
+    "false_report", "cancelled", "duplicate",
+]
+
+
+class IncidentClosed(EventData):
+    event_type = "incident.closed"
+    subject_field = "incident_id"
+
+    incident_id: str
+    disposition: Disposition
+    summary: str = ""
+    closed_at: AwareDatetime
+    closed_by: str | None = None
+    lp_number: str | None = None
+
+
+class MessageDeadLettered(EventData):
+    """A message a service could not handle, set aside with the reason (never dropped)."""
+
+    event_type = "message.dead-lettered"
+    subject_field = "original_topic"
+
+    service: str
+    reason: str
+    error_kind: str
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    original_key: str | None = None
+    original_value: str | None = None
+    original_value_encoding: Literal["utf-8", "base64"] = "utf-8"
+    original_value_truncated: bool = False
+    original_timestamp_ms: int | None = None
+    failed_at: AwareDatetime
+
+
+ALL_EVENTS: tuple[type[EventData], ...] = (
+    ReportReceived,
+    IncidentOpened,
+    DispatchRecommended,
+    UnitRegistered,
+    UnitStatusChanged,
+    UnitPositionReported,
+    UnitAssigned,
+    IncidentClosed,
+    MessageDeadLettered,
+)

@@ -1,0 +1,74 @@
+"""The topic catalogue: the one place that says which topics exist and what flows on them.
+
+`spkt topics create` creates exactly these; `spkt topics list` prints them; docs/topics.md
+is generated from them (a test keeps it in step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FOREVER = -1
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    purpose: str
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    event_types: tuple[str, ...]
+    # None: the configured default (settings.topic_partitions); retention None: keep forever
+    # except where the catalogue says otherwise (positions use settings.positions_retention_ms).
+    partitions: int | None = None
+    bounded_retention: bool = False
+    compact: bool = False
+
+
+REPORTS = "spkt.reports"
+INCIDENTS = "spkt.incidents"
+ASSIGNMENTS = "spkt.assignments"
+UNIT_STATUS = "spkt.unit-status"
+UNIT_POSITIONS = "spkt.unit-positions"
+TKP = "spkt.tkp"
+TURJAWALI = "spkt.turjawali"
+CLOSURES = "spkt.closures"
+NOTIFICATIONS = "spkt.notifications"
+COMMANDS = "spkt.commands"
+DEAD_LETTERS = "spkt.dead-letters"
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TopicSpec(REPORTS, "report_id", "incoming reports from every channel",
+              ("api",), ("intake", "notify", "projection"), ("report.received",)),
+    TopicSpec(INCIDENTS, "incident_id", "incidents opened from reports, their triage and merges",
+              ("intake",), ("dispatch", "tkp", "notify", "projection"), ("incident.opened",)),
+    TopicSpec(ASSIGNMENTS, "incident_id", "recommendations and unit assignments",
+              ("dispatch",), ("tkp", "notify", "projection"), ("dispatch.recommended", "unit.assigned")),
+    TopicSpec(UNIT_STATUS, "unit_id", "unit register and status changes",
+              ("api", "dispatch", "demo"), ("dispatch", "projection"),
+              ("unit.registered", "unit.status-changed")),
+    TopicSpec(UNIT_POSITIONS, "unit_id", "GPS positions from phones and trackers (bounded window)",
+              ("api", "trackers", "demo"), ("dispatch", "projection"), ("unit.position-reported",),
+              bounded_retention=True),
+    TopicSpec(TKP, "incident_id", "on-scene first actions (TPTKP), scene processing (olah TKP), evidence",
+              ("api", "tkp"), ("tkp", "notify", "projection"), ()),
+    TopicSpec(TURJAWALI, "duty_id", "escort and traffic duties (pengaturan, penjagaan, pengawalan, patroli)",
+              ("api", "tkp"), ("dispatch", "projection"), ()),
+    TopicSpec(CLOSURES, "incident_id", "incident closure, dispositions and LP numbers",
+              ("tkp",), ("dispatch", "notify", "projection"), ("incident.closed",)),
+    TopicSpec(NOTIFICATIONS, "incident_id", "notifications sent or failed",
+              ("notify",), ("projection",), ()),
+    TopicSpec(COMMANDS, "incident_id", "users' commands awaiting an outcome (assign-unit, close, ...)",
+              ("api",), ("dispatch", "tkp"), ()),
+    TopicSpec(DEAD_LETTERS, "original key", "messages a service could not handle, with the reason",
+              ("every service",), ("operators (spkt dlq)",), ("message.dead-lettered",)),
+)
+
+BY_NAME: dict[str, TopicSpec] = {t.name: t for t in CATALOGUE}
+
+
+def topic_for(event_type: str) -> str:
+    for spec in CATALOGUE:
+        if event_type in spec.event_types:
+            return spec.name
+    raise KeyError(f"no topic carries {event_type!r}")

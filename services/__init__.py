@@ -1,0 +1,1 @@
+"""The SPKT services: intake, dispatch, tkp, notify (faust workers), the projection and the API."""

@@ -1,0 +1,33 @@
+"""Annotated dependencies shared by the routes."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from spkt.settings import Settings, get_settings
+
+from .auth import Principal, Role, allow
+from .publisher import Publisher
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def get_publisher(request: Request) -> Publisher:
+    return request.app.state.publisher
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+R = Role
+ReportWriter = Annotated[Principal, Depends(allow(R.call_taker, R.dispatcher, R.field_unit, R.admin))]
+IncidentReader = Annotated[Principal, Depends(allow(R.call_taker, R.dispatcher, R.field_unit, R.supervisor,
+                                                    R.command_center, R.admin))]
+BoardReader = Annotated[Principal, Depends(allow(R.dispatcher, R.supervisor, R.command_center, R.admin))]

@@ -1,0 +1,1 @@
+"""Dispatch: the live unit board, recommendations and assignments."""

@@ -1,0 +1,1 @@
+"""Intake: turns reports from every channel into incidents a dispatcher can act on."""

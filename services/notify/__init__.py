@@ -1,0 +1,1 @@
+"""Notify: receipts, progress letters, unit alerts and escalations."""

@@ -1,0 +1,154 @@
+"""Read-model tables (SQLAlchemy 2). Written only by the projection; read by the API.
+
+Response models live with the API routes; these are storage.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class ProcessedEvent(Base):
+    """Every event the projection applied, recorded in the same transaction as its effect."""
+
+    __tablename__ = "processed_events"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(200))
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(Integer)
+    processed_at: Mapped[datetime]
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    report_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tracking_code: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(64))
+    reporter: Mapped[dict[str, Any]]
+    location: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    received_by: Mapped[str | None] = mapped_column(String(200))
+    assistance_request: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IncidentReport(Base):
+    """Which incident a report belongs to. Its own table, so the order in which reports and
+    incidents arrive (different topics) does not matter."""
+
+    __tablename__ = "incident_reports"
+    report_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    merged: Mapped[bool] = mapped_column(Boolean, default=False)
+    linked_at: Mapped[datetime]
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(4))
+    summary: Mapped[str] = mapped_column(Text)
+    location: Mapped[dict[str, Any]]
+    jurisdiction: Mapped[str | None] = mapped_column(String(64), index=True)
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    lp_number: Mapped[str | None] = mapped_column(String(120))
+    updated_at: Mapped[datetime]
+
+
+class Recommendation(Base):
+    __tablename__ = "recommendations"
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    candidates: Mapped[list[Any]]
+    excluded: Mapped[list[Any]]
+    recommended_at: Mapped[datetime]
+
+
+class Unit(Base):
+    __tablename__ = "units"
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    callsign: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    station: Mapped[str] = mapped_column(String(200))
+    capabilities: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    incident_id: Mapped[str | None] = mapped_column(String(64))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    position_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    assignment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime]
+
+
+class TimelineEntry(Base):
+    """What happened to an incident, in order: the incident's own history."""
+
+    __tablename__ = "timeline"
+    event_id: Mapped[str] = mapped_column(String(200), ForeignKey("processed_events.event_id"), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]
+    type: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class IdempotentRequest(Base):
+    """A write the API already answered, by the caller's Idempotency-Key."""
+
+    __tablename__ = "idempotent_requests"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            # WAL lets the API read while the projection writes.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def prepare(url: str) -> sessionmaker:
+    """An engine with the schema in place, and its session factory."""
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    return sessionmaker(engine, expire_on_commit=False)

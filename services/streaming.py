@@ -1,0 +1,151 @@
+"""What every faust worker shares: how its app is configured and how each message is handled.
+
+One rule above all (shared/design/KAFKA.md, traps 1 and 2): an exception escaping an agent
+acknowledges the message and it is never seen again. So each message is handled inside a try;
+what cannot be handled goes to the dead-letter topic with the reason, and the agent carries on.
+Publishing waits for the broker's acknowledgement (acks=all) before the offset moves on; while
+the broker is away it retries rather than drop anything.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable
+
+import faust
+from faust.types import EventT
+
+from schemas.envelope import Envelope, EnvelopeError, utcnow
+from schemas.events import EventData, MessageDeadLettered
+from schemas.registry import make_event, parse
+from schemas.topics import DEAD_LETTERS
+from spkt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Kept in a dead letter at most; the rest of an oversized message is cut (and says so).
+DEAD_LETTER_VALUE_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    envelope: Envelope
+
+    @property
+    def key(self) -> bytes:
+        return (self.envelope.subject or self.envelope.id).encode()
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a message was read: kept with what it changed, and named in dead letters."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[Envelope, EventData, Origin], Awaitable[Iterable[Outgoing] | None] | Iterable[Outgoing] | None]
+
+
+def make_app(service: str, settings: Settings) -> faust.App:
+    brokers = [f"kafka://{hostport}" for hostport in settings.bootstrap.split(",")]
+    datadir = settings.state_dir / "faust" / service
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        f"spkt-{service}",
+        broker=brokers,
+        # Trap 9: every worker would open a web server on 6066 on all addresses.
+        web_enabled=False,
+        # Trap 5: our topics are created by `spkt topics create`; faust declares only its own
+        # internal ones (the assignor's leader topic), with partitions matching ours.
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        store="memory://",
+        producer_acks=-1,
+        # Trap 7: the session must not exceed the request timeout.
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
+        broker_request_timeout=max(40.0, settings.kafka_session_timeout_s * 2),
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+        datadir=str(datadir),
+    )
+
+
+def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+async def publish(app: faust.App, out: Outgoing) -> None:
+    """Send and wait for the acknowledgement; retry while the broker is unreachable."""
+    delay = 0.2
+    while True:
+        try:
+            await app.producer.send_and_wait(out.topic, out.key, out.envelope.to_bytes(), partition=None,
+                                             timestamp=None, headers=None)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the broker is away: never drop, try again
+            log.warning("publish to %s failed, retrying: %s", out.topic, exc,
+                        extra={"event_id": out.envelope.id, "event_type": out.envelope.type})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def dead_letter(service: str, message, exc: BaseException) -> Outgoing:
+    """The dead letter for a message `service` could not handle (pure: builds, does not send)."""
+    value: bytes = message.value or b""
+    truncated = len(value) > DEAD_LETTER_VALUE_LIMIT
+    value = value[:DEAD_LETTER_VALUE_LIMIT]
+    try:
+        text, encoding = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(value).decode(), "base64"
+    key = message.key.decode("utf-8", "replace") if isinstance(message.key, bytes) else message.key
+    data = MessageDeadLettered(
+        service=service,
+        reason=str(exc) or type(exc).__name__,
+        error_kind="invalid_message" if isinstance(exc, EnvelopeError) else "handler_error",
+        original_topic=message.topic,
+        original_partition=message.partition,
+        original_offset=message.offset,
+        original_key=key,
+        original_value=text,
+        original_value_encoding=encoding,
+        original_value_truncated=truncated,
+        original_timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+        failed_at=utcnow(),
+    )
+    envelope = make_event(data, source=f"/spkt/{service}")
+    # Keyed like the original so its dead letters stay in order with it.
+    return Outgoing(DEAD_LETTERS, envelope.model_copy(update={"subject": key or message.topic}))
+
+
+async def handle_each(app: faust.App, service: str, stream, handler: Handler) -> None:
+    """Decode each message, let the domain decide, publish what it decided; never let one kill the agent."""
+    async for event in stream.events():
+        message = event.message
+        try:
+            envelope, data = parse(message.value)
+            result = handler(envelope, data, Origin(message.topic, message.partition, message.offset))
+            if asyncio.iscoroutine(result):
+                result = await result
+            outgoing = list(result or ())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            level = logging.WARNING if isinstance(exc, EnvelopeError) else logging.ERROR
+            log.log(level, "message set aside to dead letters: %s", exc, exc_info=level == logging.ERROR,
+                    extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                           "reason": str(exc)})
+            await publish(app, dead_letter(service, message, exc))
+            continue
+        for out in outgoing:
+            await publish(app, out)
+        log.debug("handled", extra={"event_id": envelope.id, "event_type": envelope.type})

@@ -1,0 +1,229 @@
+"""`spkt`: the one command-line entry point (run the system, its broker, topics, tokens, schemas)."""
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from spkt.cli_kafka import kafka_app
+from spkt.settings import get_settings
+
+app = typer.Typer(help="SPKT Dispatch: incident dispatch and TKP coordination on Apache Kafka.",
+                  no_args_is_help=True, add_completion=False)
+topics_app = typer.Typer(help="The Kafka topic catalogue.", no_args_is_help=True)
+schemas_app = typer.Typer(help="The event contracts (JSON Schema files in schemas/json).", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1):
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+# --- the whole system -------------------------------------------------------------------------
+@app.command()
+def up(
+    demo: bool = typer.Option(False, "--demo", help="Load Jakarta demo units and generate a steady flow."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once everything is ready."),
+) -> None:
+    """Start the broker (unless external), the topics, every service, the projection and the API."""
+    from deploy.kafka import KafkaError
+    from deploy.stack import StackError, start_system
+
+    settings = get_settings()
+    started = time.monotonic()
+    last = [""]
+
+    def progress(text: str) -> None:
+        if text != last[0]:
+            err.print(f"  {text}", highlight=False)
+            last[0] = text
+
+    try:
+        stack = start_system(settings, demo=demo, console=err, on_progress=progress)
+    except (KafkaError, StackError, RuntimeError) as exc:
+        _fail(str(exc))
+    elapsed = time.monotonic() - started
+    out.print(f"\n[bold green]SPKT Dispatch is running[/bold green] (ready in {elapsed:.1f} s)")
+    out.print(f"  API        {settings.api_url}/api/v1   docs: {settings.api_url}/docs", highlight=False)
+    out.print(f"  Kafka      {settings.bootstrap}", highlight=False)
+    out.print(f"  Read model {settings.db_url}", highlight=False)
+    out.print(f"  Logs       {stack.log_dir}", highlight=False)
+    out.print("  A token:   ./spkt.sh token --role dispatcher", highlight=False)
+    if demo:
+        out.print("  Demo:      Jakarta units move and reports arrive; see GET /api/v1/units", highlight=False)
+    if detach:
+        out.print("Stop everything with: ./spkt.sh down")
+        return
+    out.print("Press Ctrl-C to stop everything.")
+
+    def interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while stack.supervisord_pid():
+            time.sleep(1)
+        err.print("supervisord is gone; stopping")
+    except KeyboardInterrupt:
+        err.print("\nstopping …")
+    _down(settings)
+
+
+def _down(settings) -> None:
+    from deploy.stack import stop_system
+
+    services, broker = stop_system(settings)
+    out.print(f"services stopped ({len(services)} processes)")
+    if broker:
+        out.print(f"Kafka stopped ({len(broker)} broker processes)")
+
+
+@app.command()
+def down() -> None:
+    """Stop every process `spkt up` started, and the embedded broker."""
+    _down(get_settings())
+
+
+@app.command()
+def status() -> None:
+    """Every process: state, pid, log file."""
+    from deploy.stack import Stack
+
+    stack = Stack(get_settings(), demo=True)
+    processes = stack.processes()
+    if not processes:
+        out.print("not running")
+        raise typer.Exit(1)
+    table = Table("process", "state", "pid", "log")
+    for p in processes:
+        table.add_row(p.name, p.state, str(p.pid or "-"), str(p.log))
+    out.print(table)
+
+
+@app.command()
+def run(name: str = typer.Argument(..., help="intake | dispatch | tkp | notify | projection | api | demo")) -> None:
+    """Run one process in the foreground (this is how `spkt up` starts each of them)."""
+    from spkt.runner import PROCESSES, run as run_process
+
+    if name not in PROCESSES:
+        _fail(f"unknown process {name!r}; one of: {', '.join(PROCESSES)}", 2)
+    run_process(name)
+
+
+# --- tokens -----------------------------------------------------------------------------------
+def _parse_ttl(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*([smhd]?)", text.strip())
+    if not match:
+        raise typer.BadParameter("use seconds or a number with s, m, h or d (e.g. 8h)")
+    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+@app.command()
+def token(
+    role: str = typer.Option(..., "--role", help="call_taker | dispatcher | field_unit | supervisor | "
+                                                 "command_center | admin"),
+    unit: Optional[str] = typer.Option(None, "--unit", help="unit_id (required for field_unit)"),
+    jurisdiction: Optional[str] = typer.Option(None, "--jurisdiction", help="e.g. a Polres code"),
+    ttl: str = typer.Option("8h", "--ttl", help="lifetime, e.g. 30m, 8h, 1d"),
+    sub: Optional[str] = typer.Option(None, "--sub", help="who the token is for (default: the role)"),
+) -> None:
+    """Print a signed token for the running deployment."""
+    from services.api.auth import Role, mint
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        _fail(f"unknown role {role!r}; one of: {', '.join(r.value for r in Role)}", 2)
+    try:
+        print(mint(get_settings(), sub=sub or (unit or role), role=parsed, unit_id=unit, jurisdiction=jurisdiction,
+                   ttl_s=_parse_ttl(ttl)))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+
+# --- topics -----------------------------------------------------------------------------------
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic of the catalogue that the cluster lacks."""
+    from deploy.topics import create_topics
+
+    try:
+        outcome = create_topics(get_settings())
+    except Exception as exc:
+        _fail(f"could not create topics on {get_settings().bootstrap}: {exc}")
+    for name, state in outcome.items():
+        out.print(f"{state:8} {name}", highlight=False)
+
+
+@topics_app.command("list")
+def topics_list(markdown: bool = typer.Option(False, "--markdown", help="Print the table for docs/topics.md.")) -> None:
+    """The catalogue: name, key, partitions, retention, producers, consumers, event types."""
+    from spkt.catalogue import catalogue_rows, markdown_table
+
+    rows = catalogue_rows(get_settings())
+    if markdown:
+        print(markdown_table(rows), end="")
+        return
+    table = Table(*rows[0].keys(), title="Kafka topics", title_justify="left")
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+
+
+# --- schemas ----------------------------------------------------------------------------------
+@schemas_app.command("generate")
+def schemas_generate() -> None:
+    """Write schemas/json from the models (refuses a change that would break older readers)."""
+    from schemas.contracts import generate
+
+    try:
+        for path in generate():
+            out.print(f"wrote {path}", highlight=False)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Compare the models with the committed schema files."""
+    from schemas.contracts import check_all
+
+    bad = {t: p for t, p in check_all().items() if p}
+    for event_type, problems in bad.items():
+        for problem in problems:
+            err.print(f"{event_type}: {problem}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+    out.print("all event schemas match their committed files")
+
+
+@app.command()
+def config() -> None:
+    """The settings in force (environment variables SPKT_*)."""
+    settings = get_settings()
+    table = Table("variable", "value", "meaning")
+    for name, field in type(settings).model_fields.items():
+        value = getattr(settings, name)
+        shown = "(set)" if name == "jwt_secret" and value else str(value)
+        table.add_row(f"SPKT_{name.upper()}", shown, field.description or "")
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

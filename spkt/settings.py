@@ -1,0 +1,114 @@
+"""The one settings object. Every variable is read from the environment (prefix SPKT_).
+
+README.md lists each of them; `spkt config` prints the values in force.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPKT_", extra="ignore")
+
+    # --- where things live -------------------------------------------------------------
+    state_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "spkt",
+        description="Logs, pid files, the SQLite read model and the embedded broker's data.",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "spkt",
+        description="Downloaded broker jars (kept between runs).",
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="An existing cluster (host:port,...). When set, no broker is started.",
+    )
+    kafka_version: str = Field(default="3.9.1", description="Apache Kafka broker version fetched from Maven Central.")
+    kafka_port: int = Field(default=19092, description="First broker's client port (broker n uses port + 10*(n-1)).")
+    kafka_controller_port: int = Field(default=19093, description="First broker's KRaft controller port.")
+    kafka_data_dir: Path | None = Field(default=None, description="Embedded broker data; default <state_dir>/kafka.")
+    kafka_heap: str = Field(default="512m", description="Embedded broker JVM heap (-Xms/-Xmx).")
+    kafka_start_timeout_s: float = Field(default=90.0, description="How long to wait for the broker to answer.")
+    kafka_stop_timeout_s: float = Field(default=20.0, description="TERM, then KILL after this many seconds.")
+    topic_partitions: int = Field(default=3, description="Partitions of each event topic.")
+    topic_replication: int = Field(default=1, description="Replication factor of each topic (3 on a cluster).")
+    positions_retention_ms: int = Field(default=24 * 3600 * 1000, description="How long GPS positions are kept.")
+    kafka_session_timeout_s: float = Field(default=10.0, description="Consumer session timeout of the workers.")
+
+    # --- read model and API -----------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the read model; default SQLite at <state_dir>/spkt.db."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the API binds to.")
+    api_port: int = Field(default=8000, description="Port the API binds to.")
+    jwt_secret: str | None = Field(
+        default=None, description="HMAC key for tokens; default a random key kept in <state_dir>/jwt-secret."
+    )
+    token_ttl_s: int = Field(default=8 * 3600, description="Default lifetime of a token from `spkt token`.")
+    max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
+    ack_timeout_s: float = Field(default=10.0, description="How long the API waits for the broker's acknowledgement.")
+
+    # --- dispatch ---------------------------------------------------------------------------
+    recommend_candidates: int = Field(default=3, description="How many units a recommendation lists.")
+    position_max_age_s: float = Field(default=600.0, description="A unit position older than this is stale.")
+
+    # --- processes --------------------------------------------------------------------------
+    log_level: str = Field(default="INFO", description="Log level of every process.")
+    ready_timeout_s: float = Field(default=120.0, description="How long `spkt up` waits for every process.")
+    demo_report_interval_s: float = Field(default=8.0, description="Seconds between demo reports (spkt up --demo).")
+    demo_position_interval_s: float = Field(default=5.0, description="Seconds between demo unit positions.")
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def kafka_data(self) -> Path:
+        return self.kafka_data_dir or self.state_dir / "kafka"
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port of the cluster the processes talk to."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'spkt.db'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def signing_key(self) -> str:
+        """The token key: configured, or created once and kept beside the state."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.state_dir / "jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first: use theirs
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,121 @@
+"""Helpers for tests that talk to the real broker, database and processes."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from deploy.stack import settings_environment
+from schemas.envelope import Envelope
+from spkt.settings import Settings
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll until `probe` returns something truthy; fail saying what never happened."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"within {timeout:.0f} s: {what} (last seen: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def produce(settings: Settings, topic: str, value: bytes, key: bytes | None = None):
+    """Send one message and wait for the broker's acknowledgement; returns its metadata."""
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap.split(","), acks="all")
+    try:
+        return producer.send(topic, value=value, key=key).get(timeout=15)
+    finally:
+        producer.close()
+
+
+def publish(settings: Settings, topic: str, envelope: Envelope):
+    return produce(settings, topic, envelope.to_bytes(), (envelope.subject or envelope.id).encode())
+
+
+def read_topic(settings: Settings, topic: str, *, timeout: float = 1.0) -> list:
+    """Every message now on `topic`, from the beginning (no consumer group)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap.split(","), enable_auto_commit=False,
+                             consumer_timeout_ms=int(timeout * 1000))
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        messages = []
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            batch = consumer.poll(timeout_ms=int(timeout * 1000))
+            if not batch:
+                break
+            for records in batch.values():
+                messages.extend(records)
+        return messages
+    finally:
+        consumer.close()
+
+
+def events_on(settings: Settings, topic: str) -> list[Envelope]:
+    out = []
+    for message in read_topic(settings, topic):
+        try:
+            out.append(Envelope.from_bytes(message.value))
+        except ValueError:
+            pass
+    return out
+
+
+class Process:
+    """A process of ours (`spkt ...`) started for a test and stopped by pid: TERM, then KILL."""
+
+    def __init__(self, args: list[str], settings: Settings, log: Path) -> None:
+        env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1"}
+        self.log = log
+        self._out = open(log, "ab")
+        self.popen = subprocess.Popen([sys.executable, "-m", "spkt.cli", *args], env=env, stdout=self._out,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        self._out.close()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
