@@ -139,7 +139,7 @@ class Stack:
             waiting = [name for name in waiting if not self._ready(name)]
             if not waiting:
                 return
-            on_progress("menunggu: " + ", ".join(waiting))
+            on_progress("waiting for: " + ", ".join(waiting))
             if time.monotonic() > deadline:
                 raise StackError(f"not ready after {self.settings.ready_timeout_s:.0f} s: {', '.join(waiting)}; "
                                  f"logs in {self.log_dir}")

@@ -110,3 +110,19 @@ def status(brokers: Optional[int] = typer.Option(None, "--brokers", "-b", help=B
         err.print(f"note: the data folder {cluster.data} holds a {recorded}-node cluster", highlight=False)
     raise typer.Exit(0 if all_ready else 1)
 
+
+
+@kafka_app.command()
+def fetch() -> None:
+    """Download the broker's jars from Maven Central into the cache (once; later runs reuse them)."""
+    from deploy.kafka.broker import JarDownloadError, ensure_jars
+
+    settings = get_settings()
+    if not settings.embedded_kafka:
+        out.print(f"Kafka is external ({settings.kafka_bootstrap}); nothing to fetch.", highlight=False)
+        return
+    try:
+        path = ensure_jars(settings, console=err)
+    except JarDownloadError as exc:
+        _fail(str(exc))
+    out.print(f"Kafka {settings.kafka_version} jars in {path}", highlight=False)

@@ -50,6 +50,7 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             "faust": {"level": "WARNING"},
             "mode": {"level": "WARNING"},
             "uvicorn.access": {"level": "WARNING"},
+            "httpx": {"level": "WARNING"},
         },
     }
 

@@ -66,7 +66,7 @@ def settings_for(kafka_settings, tmp_path):
 def _postgres_admin_url() -> str:
     import os
 
-    return os.environ.get("SPKT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    return os.environ.get("SPKT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
