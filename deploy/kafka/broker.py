@@ -910,16 +910,3 @@ def _close_partial(admin: Any) -> None:
             with contextlib.suppress(Exception):
                 getattr(obj, call)()
 
-
-__all__ = [
-    "JarDownloadError",
-    "KafkaCluster",
-    "KafkaError",
-    "KafkaStartError",
-    "Node",
-    "NodeStatus",
-    "ensure_jars",
-    "free_port_block",
-    "jars_dir",
-    "recorded_brokers",
-]
