@@ -71,7 +71,9 @@ def up(
     def interrupt(*_):
         raise KeyboardInterrupt
 
+    # Also SIGINT: a shell starting us in the background would have it ignored.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     try:
         while stack.supervisord_pid():
             time.sleep(1)

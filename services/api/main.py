@@ -14,6 +14,8 @@ from .metrics import REQUEST_SECONDS
 from .publisher import Publisher
 from .routes import health, incidents, reports, units
 
+ROUTERS = (health.router, reports.router, incidents.router, units.router)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -46,6 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                str(response.status_code)).observe(time.perf_counter() - started)
         return response
 
-    for module in (health, reports, incidents, units):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
