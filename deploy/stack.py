@@ -103,6 +103,8 @@ class Stack:
             raise StackError(f"already running (supervisord pid {self.supervisord_pid()}); `spkt down` first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.conf.touch(mode=0o600)  # it holds the settings, the token key among them when configured
+        self.conf.chmod(0o600)
         self.conf.write_text(self.config_text())
         # A socket left by a killed supervisord would make the new one refuse to start.
         self.socket.unlink(missing_ok=True)
