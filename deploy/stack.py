@@ -7,6 +7,8 @@ ready, and shuts it down.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,6 +25,9 @@ from supervisor.xmlrpc import SupervisorTransport
 from spkt.settings import Settings
 
 WORKERS = ("projection", "intake", "dispatch", "tkp", "notify")
+
+# kafka-python cannot decode faust's group metadata and says so at WARNING on every look.
+logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
 STOP_WAIT_S = 15
 
 
@@ -41,9 +46,10 @@ class ProcessInfo:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The settings in force, as SPKT_* variables, so every child sees exactly the same ones."""
     env = {}
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is not None:
-            env[f"SPKT_{name.upper()}"] = str(value)
+            # pydantic-settings reads complex values (dicts, lists) as JSON
+            env[f"SPKT_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     env["SPKT_KAFKA_BOOTSTRAP"] = settings.bootstrap
     env["SPKT_DATABASE_URL"] = settings.db_url
     return env
@@ -65,9 +71,6 @@ class Stack:
 
     # --- configuration -------------------------------------------------------------------
     def config_text(self) -> str:
-        env = settings_environment(self.settings)
-        env["PYTHONUNBUFFERED"] = "1"
-        env_line = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(env.items()))
         lines = [
             "[unix_http_server]", f"file={self.socket}", "chmod=0700", "",
             "[supervisord]", f"logfile={self.log_dir / 'supervisord.log'}", f"pidfile={self.pidfile}",
@@ -80,7 +83,6 @@ class Stack:
             lines += [
                 f"[program:{name}]",
                 f"command={sys.executable} -m spkt.cli run {name}",
-                f"environment={env_line}",
                 f"priority={priority}",
                 "autostart=true", "autorestart=true", "startsecs=3", "startretries=5",
                 f"stopwaitsecs={STOP_WAIT_S}", "stopasgroup=true", "killasgroup=true",
@@ -103,13 +105,13 @@ class Stack:
             raise StackError(f"already running (supervisord pid {self.supervisord_pid()}); `spkt down` first")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.conf.touch(mode=0o600)  # it holds the settings, the token key among them when configured
-        self.conf.chmod(0o600)
         self.conf.write_text(self.config_text())
         # A socket left by a killed supervisord would make the new one refuse to start.
         self.socket.unlink(missing_ok=True)
+        # The children inherit supervisord's environment: the settings in force, exactly.
+        env = {**os.environ, **settings_environment(self.settings), "PYTHONUNBUFFERED": "1"}
         subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)], check=True,
-                       stdin=subprocess.DEVNULL, env={**os.environ, **settings_environment(self.settings)})
+                       stdin=subprocess.DEVNULL, env=env)
 
     def rpc(self) -> xmlrpc.client.ServerProxy:
         transport = SupervisorTransport(None, None, f"unix://{self.socket}")
@@ -182,23 +184,24 @@ class Stack:
 
 def group_has_members(settings: Settings, group: str) -> bool:
     """A worker is ready when its consumer group is stable with partitions assigned."""
+    return group_members(settings, group) > 0
+
+
+def group_members(settings: Settings, group: str) -> int:
+    """How many members a stable consumer group has (0 while it rebalances, or cannot be asked)."""
     from deploy.topics import admin_client
 
     try:
         admin = admin_client(settings, timeout_ms=3000)
     except Exception:
-        return False
+        return 0
     try:
         doc = admin.describe_groups([group]).get(group) or {}
-        return doc.get("group_state") == "Stable" and bool(doc.get("members"))
-    except Exception:
-        return False
+        return len(doc.get("members") or []) if doc.get("group_state") == "Stable" else 0
+    except Exception:  # no coordinator yet, broker restarting: not ready, ask again
+        return 0
     finally:
         admin.close()
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
 
 
 def _alive(pid: int) -> bool:

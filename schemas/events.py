@@ -76,6 +76,10 @@ class ReportReceived(EventData):
     received_at: AwareDatetime
     received_by: str | None = Field(default=None, description="Token subject of the call taker or unit")
     assistance_request: bool = False
+    area: str | None = Field(default=None, description="Polres the report was routed to (its Kafka key)")
+    lp_model: Literal["A", "B"] | None = Field(default=None, description="An LP is made at once (A: officer, B: public)")
+    gateway: str | None = Field(default=None, description="SMS/WhatsApp gateway that relayed it")
+    caller_warning: str | None = Field(default=None, description="Shown to the call taker: e.g. earlier false reports")
 
 
 class IncidentOpened(EventData):
@@ -91,6 +95,153 @@ class IncidentOpened(EventData):
     location: Location
     jurisdiction: str | None = None
     opened_at: AwareDatetime
+    polres: str | None = None
+    location_verified: bool = True
+    location_note: str | None = None
+    category_confidence: float | None = None
+    category_low_confidence: bool = False
+    category_matched: list[str] = Field(default_factory=list)
+    sensitive: bool = False
+    assistance_request: bool = False
+    response_plan: list[dict] = Field(default_factory=list)
+    targets: dict[str, AwareDatetime] = Field(default_factory=dict, description="target name -> due time")
+
+
+class MatchScore(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    total: float
+    distance_m: float
+    minutes: float
+    category_score: float
+    text_score: float
+    reasons: list[str]
+
+
+class ReportAttached(EventData):
+    """A report describing an incident already open: attached to it instead of opening another."""
+
+    event_type = "report.attached"
+    subject_field = "incident_id"
+
+    incident_id: str
+    report_id: str
+    match: MatchScore
+    attached_at: AwareDatetime
+
+
+class IncidentMerged(EventData):
+    """`incident_id` is replaced by `into` (EIDO: REPLACED / REPLACING); its reports move along."""
+
+    event_type = "incident.merged"
+    subject_field = "incident_id"
+
+    incident_id: str
+    into: str
+    report_ids: list[str]
+    merged_by: str
+    reason: str | None = None
+    merged_at: AwareDatetime
+
+
+class IncidentSplit(EventData):
+    """A report taken out of `incident_id` into a new incident of its own (EIDO: SPLIT)."""
+
+    event_type = "incident.split"
+    subject_field = "incident_id"
+
+    incident_id: str
+    report_id: str
+    new_incident_id: str
+    split_by: str
+    reason: str | None = None
+    split_at: AwareDatetime
+
+
+class LpRegistered(EventData):
+    event_type = "lp.registered"
+    subject_field = "report_id"
+
+    lp_number: str
+    model: Literal["A", "B"]
+    office: str
+    sequence: int
+    year: int
+    report_id: str
+    registered_at: AwareDatetime
+
+
+class TargetBreached(EventData):
+    """A time target of an incident passed without being met (notify and the board react)."""
+
+    event_type = "incident.target-breached"
+    subject_field = "incident_id"
+
+    incident_id: str
+    target: str
+    due_at: AwareDatetime
+    breached_at: AwareDatetime
+    priority: Priority | None = None
+
+
+class AssistanceDecided(EventData):
+    """The recorded decision on a request for assistance (pendampingan), by a named officer."""
+
+    event_type = "assistance.decided"
+    subject_field = "incident_id"
+
+    incident_id: str
+    decision: Literal["accept", "decline", "refer"]
+    reason: str | None = None
+    decided_by: str
+    decided_at: AwareDatetime
+
+
+class AssistanceEscalated(EventData):
+    """A declined or undecided assistance request, put before the supervisor."""
+
+    event_type = "assistance.escalated"
+    subject_field = "incident_id"
+
+    incident_id: str
+    why: Literal["declined", "no_decision_in_time"]
+    detail: str
+    escalated_at: AwareDatetime
+
+
+class CommandRejected(EventData):
+    event_type = "command.rejected"
+    subject_field = "command_id"
+
+    command_id: str
+    command: str
+    reason: str
+    rejected_at: AwareDatetime
+
+
+# --- commands: imperatives, on spkt.commands, keyed by the area (polres) that must decide ---------
+class MergeIncidents(EventData):
+    event_type = "merge-incidents"
+    subject_field = "area"
+
+    command_id: str
+    area: str
+    incident_id: str
+    into: str
+    requested_by: str
+    reason: str | None = None
+
+
+class SplitReport(EventData):
+    event_type = "split-report"
+    subject_field = "area"
+
+    command_id: str
+    area: str
+    incident_id: str
+    report_id: str
+    report: dict = Field(description="the report as received (report.received data), from the read model")
+    requested_by: str
+    reason: str | None = None
 
 
 class Candidate(BaseModel):
@@ -214,4 +365,14 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     UnitAssigned,
     IncidentClosed,
     MessageDeadLettered,
+    ReportAttached,
+    IncidentMerged,
+    IncidentSplit,
+    LpRegistered,
+    TargetBreached,
+    AssistanceDecided,
+    AssistanceEscalated,
+    CommandRejected,
+    MergeIncidents,
+    SplitReport,
 )

@@ -38,10 +38,12 @@ COMMANDS = "spkt.commands"
 DEAD_LETTERS = "spkt.dead-letters"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
-    TopicSpec(REPORTS, "report_id", "incoming reports from every channel",
+    TopicSpec(REPORTS, "area (polres)", "incoming reports from every channel; one partition sees a whole area",
               ("api",), ("intake", "notify", "projection"), ("report.received",)),
-    TopicSpec(INCIDENTS, "incident_id", "incidents opened from reports, their triage and merges",
-              ("intake",), ("dispatch", "tkp", "notify", "projection"), ("incident.opened",)),
+    TopicSpec(INCIDENTS, "incident_id", "incidents from reports: triage, attachments, merges, LPs, targets, decisions",
+              ("intake", "api"), ("intake", "dispatch", "tkp", "notify", "projection"),
+              ("incident.opened", "report.attached", "incident.merged", "incident.split", "lp.registered",
+               "incident.target-breached", "assistance.decided", "assistance.escalated", "command.rejected")),
     TopicSpec(ASSIGNMENTS, "incident_id", "recommendations and unit assignments",
               ("dispatch",), ("tkp", "notify", "projection"), ("dispatch.recommended", "unit.assigned")),
     TopicSpec(UNIT_STATUS, "unit_id", "unit register and status changes",
@@ -58,8 +60,9 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               ("tkp",), ("dispatch", "notify", "projection"), ("incident.closed",)),
     TopicSpec(NOTIFICATIONS, "incident_id", "notifications sent or failed",
               ("notify",), ("projection",), ()),
-    TopicSpec(COMMANDS, "incident_id", "users' commands awaiting an outcome (assign-unit, close, ...)",
-              ("api",), ("dispatch", "tkp"), ()),
+    TopicSpec(COMMANDS, "area (polres) for intake's; incident_id for others",
+              "users' commands awaiting an outcome (merge, split; assign-unit, close, ...)",
+              ("api",), ("intake", "dispatch", "tkp"), ("merge-incidents", "split-report")),
     TopicSpec(DEAD_LETTERS, "original key", "messages a service could not handle, with the reason",
               ("every service",), ("operators (spkt dlq)",), ("message.dead-lettered",)),
 )

@@ -60,6 +60,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
     ack_timeout_s: float = Field(default=10.0, description="How long the API waits for the broker's acknowledgement.")
 
+    # --- intake ---------------------------------------------------------------------------
+    city_file: Path | None = Field(
+        default=None, description="Stations, places and gazetteer of the deployment (JSON); default the Jakarta demo city."
+    )
+    boundaries_file: Path | None = Field(
+        default=None, description="GeoJSON jurisdiction boundaries (properties.station_id); default nearest station."
+    )
+    geocoder: str = Field(
+        default="gazetteer", description="`gazetteer` (offline, from the city file) or a geopy service name (needs the network)."
+    )
+    gateway_secrets: dict[str, str] = Field(
+        default_factory=dict, description='SMS/WhatsApp gateways and their HMAC secrets, JSON: {"gateway-id": "secret"}.'
+    )
+    resend_window_s: float = Field(default=600.0, description="A gateway message repeated within this is one report.")
+    assistance_decision_s: float = Field(default=900.0, description="Time to decide a request for assistance.")
+    caller_limit_per_minute: int = Field(default=5, description="Reports a minute accepted from one caller number.")
+    token_limit_per_minute: int = Field(default=120, description="Writes a minute accepted from one token.")
+
     # --- dispatch ---------------------------------------------------------------------------
     recommend_candidates: int = Field(default=3, description="How many units a recommendation lists.")
     position_max_age_s: float = Field(default=600.0, description="A unit position older than this is stale.")
@@ -83,6 +101,10 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         """host:port of the cluster the processes talk to."""
         return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def city(self) -> Path:
+        return self.city_file or Path(__file__).parent / "demo" / "jakarta.json"
 
     @property
     def db_url(self) -> str:

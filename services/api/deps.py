@@ -30,4 +30,8 @@ R = Role
 ReportWriter = Annotated[Principal, Depends(allow(R.call_taker, R.dispatcher, R.field_unit, R.admin))]
 IncidentReader = Annotated[Principal, Depends(allow(R.call_taker, R.dispatcher, R.field_unit, R.supervisor,
                                                     R.command_center, R.admin))]
+AnyRole = Annotated[Principal, Depends(allow(*Role))]
+Decider = Annotated[Principal, Depends(allow(R.dispatcher, R.supervisor, R.admin))]
+Dispatcher = Annotated[Principal, Depends(allow(R.dispatcher, R.admin))]
+Supervisor = Annotated[Principal, Depends(allow(R.supervisor, R.command_center, R.admin))]
 BoardReader = Annotated[Principal, Depends(allow(R.dispatcher, R.supervisor, R.command_center, R.admin))]

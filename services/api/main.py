@@ -5,16 +5,19 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.projection.tables import prepare
 from spkt.settings import Settings, get_settings
 
+from .limits import RateLimiter
 from .metrics import REQUEST_SECONDS
 from .publisher import Publisher
 from .routes import health, incidents, reports, units
+from .validation import validation_error_handler
 
-ROUTERS = (health.router, reports.router, incidents.router, units.router)
+ROUTERS = (health.router, reports.router, incidents.router, incidents.escalations_router, units.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="SPKT Dispatch API", version="1", lifespan=lifespan,
                   description="Laporan, kejadian, unit dan TKP. Lihat shared/design/API.md.")
     app.dependency_overrides[get_settings] = lambda: settings
+    app.state.caller_limiter = RateLimiter(settings.caller_limit_per_minute)
+    app.state.token_limiter = RateLimiter(settings.token_limit_per_minute)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     @app.middleware("http")
     async def limit_body_and_time(request: Request, call_next):

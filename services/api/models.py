@@ -4,9 +4,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import Candidate, Channel, Exclusion, Location, Reporter
+
+from .validation import check_nik, normalise_phone
+
+
+class ReporterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=32, description="Normalised to E.164 (+62...)")
+    nik: str | None = Field(default=None, max_length=16, description="16 digits, checked for form")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
+
+    @field_validator("nik")
+    @classmethod
+    def _nik(cls, value: str | None) -> str | None:
+        return check_nik(value) if value else None
+
+    def as_reporter(self) -> Reporter:
+        return Reporter(**self.model_dump())
 
 
 class ReportIn(BaseModel):
@@ -18,27 +40,67 @@ class ReportIn(BaseModel):
     }]})
 
     channel: Channel
-    reporter: Reporter = Field(default_factory=Reporter)
+    reporter: ReporterIn = Field(default_factory=ReporterIn)
     description: str = Field(min_length=1, max_length=5000)
-    category: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=64, description="A code from GET /api/v1/categories")
     location: Location
     occurred_at: AwareDatetime | None = None
     assistance_request: bool = False
+    lp_model: Literal["A", "B"] | None = Field(
+        default=None, description="Make an LP at once: A (officer/patrol) or B (member of the public)")
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("uraian kejadian tidak boleh kosong")
+        return value.strip()
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str | None) -> str | None:
+        from services.intake.categories import BY_CODE
+
+        if value is not None and value not in BY_CODE:
+            raise ValueError(f"kategori '{value}' tidak dikenal; lihat GET /api/v1/categories")
+        return value
 
     @model_validator(mode="after")
     def _location_needs_coordinates_or_address(self) -> "ReportIn":
         loc = self.location
         if (loc.lat is None) != (loc.lon is None):
             raise ValueError("location: lat dan lon harus diisi bersama")
-        if loc.lat is None and not (loc.address and loc.address.strip()):
-            raise ValueError("location: isi koordinat (lat, lon) atau alamat")
+        if loc.lat is None and not ((loc.address or "").strip() or (loc.landmark or "").strip()):
+            raise ValueError("location: isi koordinat (lat, lon), alamat, atau patokan")
         return self
+
+
+class InboundMessage(BaseModel):
+    """What an SMS/WhatsApp gateway relays (signed with its secret)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "sender": "081234567890", "text": "Tolong ada tawuran di depan Pasar Tanah Abang",
+        "received_at": "2026-11-27T21:00:00+07:00", "channel": "whatsapp",
+    }]})
+
+    sender: str = Field(min_length=3, max_length=32)
+    text: str = Field(min_length=1, max_length=5000)
+    received_at: AwareDatetime
+    channel: Literal["sms", "whatsapp"] = "sms"
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return normalise_phone(value)
 
 
 class ReportAccepted(BaseModel):
     report_id: str
     tracking_code: str
     status: Literal["received"] = "received"
+    caller_warning: str | None = None
 
 
 class ReportOut(BaseModel):
@@ -53,6 +115,79 @@ class ReportOut(BaseModel):
     location: dict[str, Any]
     received_at: datetime
     assistance_request: bool
+    lp_number: str | None = None
+    match: dict[str, Any] | None = Field(default=None, description="Why it was attached to its incident")
+    caller_warning: str | None = None
+
+
+class CategoryOut(BaseModel):
+    code: str
+    name: str
+    group: str
+    priority: str
+    response_plan: list[dict[str, Any]]
+    targets: dict[str, int]
+    duplicate_radius_m: float
+    duplicate_window_s: int
+    sensitive: bool
+
+    @classmethod
+    def of(cls, c) -> "CategoryOut":
+        return cls(code=c.code, name=c.name, group=c.group, priority=c.priority,
+                   response_plan=[{"kind": n.kind, "count": n.count, "capabilities": list(n.capabilities)}
+                                  for n in c.response_plan],
+                   targets={"dispatch_s": c.targets.dispatch_s, "on_scene_s": c.targets.on_scene_s},
+                   duplicate_radius_m=c.duplicate_radius_m, duplicate_window_s=c.duplicate_window_s,
+                   sensitive=c.sensitive)
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    into: str = Field(min_length=1, max_length=64, description="The incident that remains")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SplitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    report_id: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class CommandAccepted(BaseModel):
+    command_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["accept", "decline", "refer"]
+    reason: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _decline_needs_reason(self) -> "DecisionIn":
+        if self.decision in ("decline", "refer") and not (self.reason or "").strip():
+            raise ValueError("reason: alasan wajib diisi untuk menolak atau merujuk")
+        return self
+
+
+class DecisionOut(BaseModel):
+    incident_id: str
+    decision: str
+    reason: str | None
+    decided_by: str
+    decided_at: datetime
+
+
+class EscalationOut(BaseModel):
+    incident_id: str
+    number: str | None
+    why: str
+    detail: str
+    escalated_at: datetime
+
+
+class EscalationsOut(BaseModel):
+    items: list[EscalationOut]
 
 
 class RecommendationOut(BaseModel):
@@ -101,6 +236,16 @@ class IncidentOut(BaseModel):
     disposition: str | None
     lp_number: str | None
     timers: dict[str, Any] = Field(default_factory=dict)
+    polres: str | None = None
+    location_verified: bool = True
+    location_note: str | None = None
+    category_confidence: float | None = None
+    category_low_confidence: bool = False
+    sensitive: bool = False
+    assistance_request: bool = False
+    decision: dict[str, Any] | None = None
+    merged_into: str | None = None
+    response_plan: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class UnitOut(BaseModel):

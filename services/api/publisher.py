@@ -51,10 +51,11 @@ class Publisher:
         if self._producer:
             await self._producer.stop()
 
-    async def publish(self, topic: str, envelope: Envelope) -> None:
+    async def publish(self, topic: str, envelope: Envelope, key: str | None = None) -> None:
+        """`key` defaults to the envelope's subject (the aggregate id)."""
         if self._producer is None:
             raise BrokerUnavailable("broker not connected")
-        key = (envelope.subject or envelope.id).encode()
+        key = (key or envelope.subject or envelope.id).encode()
         try:
             await asyncio.wait_for(self._producer.send_and_wait(topic, envelope.to_bytes(), key=key),
                                    timeout=self.settings.ack_timeout_s)

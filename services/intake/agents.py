@@ -2,24 +2,67 @@
 from __future__ import annotations
 
 from schemas import topics
-from schemas.envelope import Envelope, derived_id
-from schemas.events import EventData, ReportReceived
+from schemas.envelope import Envelope, derived_id, utcnow
+from schemas.events import EventData, MergeIncidents, ReportReceived, SplitReport
 from schemas.registry import caused_by, make_event
-from services.streaming import Origin, Outgoing, handle_each
+from services.streaming import Origin, Outgoing, handle_each, publish
 
-from . import domain
-from .app import SERVICE, app, reports
+from . import domain, timers as clock
+from .app import (
+    SERVICE, app, area_inbox, counters, incident_events, open_incidents, outcomes, recent_messages, settings,
+    timers,
+)
+from .setup import build_tools
+
+tools = build_tools(settings)
+area = domain.AreaState(open_incidents=open_incidents, counters=counters, outcomes=outcomes,
+                        recent_messages=recent_messages)
+SOURCE = f"/spkt/{SERVICE}"
 
 
-def on_report(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
-    if not isinstance(event, ReportReceived):
-        return []
-    incident = domain.open_incident(event)
-    opened = make_event(incident, source=f"/spkt/{SERVICE}", event_id=derived_id("incident.opened", envelope.id),
-                        **caused_by(envelope))
-    return [Outgoing(topics.INCIDENTS, opened)]
+def emit(cause: Envelope, events: list[EventData]) -> list[Outgoing]:
+    """Each event with an id derived from its cause, so re-handling publishes the very same events."""
+    return [Outgoing(topics.topic_for(e.event_type),
+                     make_event(e, source=SOURCE, event_id=derived_id(e.event_type, cause.id, str(n)),
+                                **caused_by(cause)))
+            for n, e in enumerate(events)]
 
 
-@app.agent(reports, concurrency=1)
-async def intake_reports(stream):
-    await handle_each(app, SERVICE, stream, on_report)
+def on_area_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
+    now = utcnow()
+    if isinstance(event, ReportReceived):
+        return emit(envelope, domain.handle_report(event, envelope.id, area, tools, now))
+    if isinstance(event, MergeIncidents):
+        return emit(envelope, domain.handle_merge(event, envelope.id, area, now))
+    if isinstance(event, SplitReport):
+        return emit(envelope, domain.handle_split(event, envelope.id, area, tools, now))
+    return []
+
+
+def on_incident_event(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
+    return emit(envelope, clock.on_event(timers, envelope.type, event))
+
+
+@app.agent(area_inbox, concurrency=1)
+async def intake_area(stream):
+    await handle_each(app, SERVICE, stream, on_area_message)
+
+
+@app.agent(incident_events, concurrency=1)
+async def intake_clock(stream):
+    await handle_each(app, SERVICE, stream, on_incident_event)
+
+
+_announced: set[str] = set()
+
+
+@app.timer(interval=1.0)
+async def breach_targets() -> None:
+    """Say each breach once; the clock agent records it when the event comes back."""
+    for event in clock.due(timers, utcnow()):
+        event_id = derived_id(event.event_type, event.incident_id, getattr(event, "target", "") or event.why)
+        if event_id in _announced:
+            continue
+        await publish(app, Outgoing(topics.topic_for(event.event_type),
+                                    make_event(event, source=SOURCE, event_id=event_id)))
+        _announced.add(event_id)

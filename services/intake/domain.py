@@ -1,21 +1,92 @@
 """Intake rules. Pure: no Kafka, no faust, no HTTP, no SQL.
 
-The walking skeleton opens one incident per report; triage, duplicates and jurisdiction come
-with the intake issue.
+An area's intake (one Polres: every report and intake command of the area lands on one partition,
+so one worker decides at a time) turns each report into either a new incident or an attachment to
+an open one, numbers incidents and LPs without gaps, and keeps the state that needs in mappings
+the caller provides (faust tables in the worker, dicts in tests).
+
+Handling the same input twice gives the same output: every outcome is kept by input id, and
+re-handling replays it. That is what keeps numbers unique and gapless across retries and restarts.
 """
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, MutableMapping
+
 from schemas.envelope import derived_id
-from schemas.events import IncidentOpened, ReportReceived
+from schemas.registry import REGISTRY
+from schemas.events import (
+    CommandRejected, EventData, IncidentMerged, IncidentOpened, IncidentSplit, Location, LpRegistered,
+    MatchScore, MergeIncidents, ReportAttached, ReportReceived, SplitReport,
+)
 
-UNCLASSIFIED = "unclassified"
-DEFAULT_PRIORITY = "P3"
+from .categories import UNCLASSIFIED, category
+
 SUMMARY_LENGTH = 160
+ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
+UNLOCATED = "unlocated"
 
 
-def incident_number(incident_id: str, opened_at) -> str:
-    """A number a person can read out on the radio: KJD-<date>-<6 characters of the id>."""
-    return f"KJD-{opened_at:%Y%m%d}-{incident_id.replace('-', '')[:6].upper()}"
+@dataclass
+class AreaState:
+    """What an area's intake remembers. Plain mappings of JSON-able values (faust tables in the worker)."""
+
+    open_incidents: MutableMapping[str, dict] = field(default_factory=dict)  # incident_id -> facts
+    counters: MutableMapping[str, int] = field(default_factory=dict)  # "lp|office|year", "incident|area|year"
+    outcomes: MutableMapping[str, dict] = field(default_factory=dict)  # input id -> {"at", "events"}
+    recent_messages: MutableMapping[str, dict] = field(default_factory=dict)  # sender+text -> report
+
+
+@dataclass(frozen=True)
+class Located:
+    lat: float | None
+    lon: float | None
+    verified: bool
+    note: str | None
+    polsek: str | None
+    polres: str | None
+
+
+@dataclass(frozen=True)
+class Classified:
+    category: str
+    confidence: float
+    low_confidence: bool
+    matched: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntakeTools:
+    """What the rules need from outside, injected: where a report is, what it is, whether it matches."""
+
+    locate: Callable[[Location], Located]
+    classify: Callable[[str], Classified]
+    # (incident id, score) of the best open incident for this report, or None
+    best_match: Callable[[ReportReceived, Located, str, list[dict]], tuple[str, MatchScore] | None]
+    office_name: Callable[[str], str]  # polres id -> LP office, e.g. "POLRES METRO JAKARTA SELATAN"
+    area_code: Callable[[str], str]  # polres id -> short code for incident numbers, e.g. "JAKSEL"
+    resend_window: timedelta = timedelta(minutes=10)
+    decision_limit: timedelta = timedelta(minutes=15)
+    keep_outcomes: timedelta = timedelta(days=2)
+
+
+# --- numbers ------------------------------------------------------------------------------------
+def next_number(state: AreaState, key: str) -> int:
+    number = state.counters.get(key, 0) + 1
+    state.counters[key] = number
+    return number
+
+
+def lp_number(model: str, sequence: int, at: datetime, office: str) -> str:
+    """LP/B/123/XI/2026/SPKT/POLRES METRO JAKARTA SELATAN (DOMAIN.md)."""
+    return f"LP/{model}/{sequence}/{ROMAN_MONTHS[at.month - 1]}/{at.year}/SPKT/{office}"
+
+
+def incident_number(area_code: str, year: int, sequence: int) -> str:
+    """Short enough for the radio: KJD/JAKSEL/2026/000123."""
+    return f"KJD/{area_code}/{year}/{sequence:06d}"
 
 
 def summarise(description: str) -> str:
@@ -23,18 +94,189 @@ def summarise(description: str) -> str:
     return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1].rstrip() + "…"
 
 
-def open_incident(report: ReportReceived) -> IncidentOpened:
-    # Derived from the report, so handling the same report twice opens the same incident.
-    incident_id = derived_id("incident", report.report_id)
-    opened_at = report.received_at
-    return IncidentOpened(
+def message_fingerprint(sender: str, text: str) -> str:
+    """Gateways resend: the same sender with the same words is the same message."""
+    normal = " ".join(text.lower().split())
+    return hashlib.sha256(f"{sender}\n{normal}".encode()).hexdigest()[:32]
+
+
+# --- reports ------------------------------------------------------------------------------------
+def handle_report(report: ReportReceived, event_id: str, state: AreaState, tools: IntakeTools,
+                  now: datetime) -> list[EventData]:
+    """A new incident, or an attachment to an open one; with an LP when one was asked for."""
+    if event_id in state.outcomes:
+        return _replay(state.outcomes[event_id])
+    _forget_old(state, tools, now)
+    out: list[EventData] = []
+    resent = _resent_message(report, state, tools)
+    if resent is not None:
+        state.outcomes[event_id] = _record([], now)  # the earlier copy was handled; this one changes nothing
+        return []
+    located = tools.locate(report.location)
+    classified = _classification(report, tools)
+    open_incidents = list(state.open_incidents.values())
+    # An assistance request always gets its own incident: it needs its own recorded decision.
+    match = None if report.assistance_request else tools.best_match(report, located, classified.category,
+                                                                      open_incidents)
+    if match is not None and match[0] in state.open_incidents:
+        incident_id, score = match
+        incident = state.open_incidents[incident_id]
+        incident["last_report_at"] = report.received_at.isoformat()
+        incident["texts"] = (incident["texts"] + [report.description])[-5:]
+        incident["report_ids"] = incident["report_ids"] + [report.report_id]
+        state.open_incidents[incident_id] = incident
+        out.append(ReportAttached(incident_id=incident_id, report_id=report.report_id, match=score,
+                                  attached_at=report.received_at))
+    else:
+        out.append(_open(report, [report.report_id], located, classified, state, tools))
+    if report.lp_model:
+        out.append(_register_lp(report, state, tools))
+    state.outcomes[event_id] = _record(out, now)
+    return out
+
+
+def _classification(report: ReportReceived, tools: IntakeTools) -> Classified:
+    if report.category:  # the call taker chose it: taken as given
+        return Classified(report.category, 1.0, False, ())
+    return tools.classify(report.description)
+
+
+def _open(report: ReportReceived, report_ids: list[str], located: Located, classified: Classified,
+          state: AreaState, tools: IntakeTools, *, incident_id: str | None = None) -> IncidentOpened:
+    cat = category(classified.category)
+    # Numbered by the area that owns this partition: one writer per counter, so no gaps, no repeats.
+    area = report.area or located.polres or UNLOCATED
+    year = report.received_at.year
+    sequence = next_number(state, f"incident|{area}|{year}")
+    incident_id = incident_id or derived_id("incident", report.report_id)
+    targets = {"dispatch": report.received_at + timedelta(seconds=cat.targets.dispatch_s),
+               "on_scene": report.received_at + timedelta(seconds=cat.targets.on_scene_s)}
+    if report.assistance_request:
+        targets["assistance_decision"] = report.received_at + tools.decision_limit
+    location = report.location.model_copy(update={"lat": located.lat, "lon": located.lon})
+    opened = IncidentOpened(
         incident_id=incident_id,
-        number=incident_number(incident_id, opened_at),
-        report_ids=[report.report_id],
-        category=report.category or UNCLASSIFIED,
-        priority=DEFAULT_PRIORITY,
+        number=incident_number(tools.area_code(area) if area != UNLOCATED else "XX", year, sequence),
+        report_ids=report_ids,
+        category=cat.code,
+        priority=cat.priority,
         summary=summarise(report.description),
-        location=report.location,
-        jurisdiction=None,
-        opened_at=opened_at,
+        location=location,
+        jurisdiction=located.polsek or located.polres,
+        polres=located.polres,
+        opened_at=report.received_at,
+        location_verified=located.verified,
+        location_note=located.note,
+        category_confidence=classified.confidence,
+        category_low_confidence=classified.low_confidence,
+        category_matched=list(classified.matched),
+        sensitive=cat.sensitive,
+        assistance_request=report.assistance_request,
+        response_plan=[{"kind": need.kind, "count": need.count, "capabilities": list(need.capabilities)}
+                       for need in cat.response_plan],
+        targets=targets,
     )
+    if located.lat is not None and not report.assistance_request:
+        state.open_incidents[incident_id] = {
+            "incident_id": incident_id, "category": cat.code, "lat": located.lat, "lon": located.lon,
+            "opened_at": report.received_at.isoformat(), "last_report_at": report.received_at.isoformat(),
+            "texts": [report.description], "report_ids": list(report_ids), "polres": located.polres,
+        }
+    return opened
+
+
+def _register_lp(report: ReportReceived, state: AreaState, tools: IntakeTools) -> LpRegistered:
+    office_id = report.area or UNLOCATED
+    office = tools.office_name(office_id)
+    at = report.received_at
+    sequence = next_number(state, f"lp|{office_id}|{at.year}")
+    return LpRegistered(lp_number=lp_number(report.lp_model, sequence, at, office), model=report.lp_model,
+                        office=office, sequence=sequence, year=at.year, report_id=report.report_id,
+                        registered_at=at)
+
+
+def _resent_message(report: ReportReceived, state: AreaState, tools: IntakeTools) -> str | None:
+    """The report id of an earlier copy of this gateway message, if the gateway resent it."""
+    if not report.gateway or not report.reporter.phone:
+        return None
+    key = message_fingerprint(report.reporter.phone, report.description)
+    earlier = state.recent_messages.get(key)
+    if earlier and report.received_at - datetime.fromisoformat(earlier["at"]) <= tools.resend_window:
+        return earlier["report_id"]
+    state.recent_messages[key] = {"report_id": report.report_id, "at": report.received_at.isoformat()}
+    return None
+
+
+def _forget_old(state: AreaState, tools: IntakeTools, now: datetime) -> None:
+    """Drop what can no longer matter: stale messages, incidents past every duplicate window.
+
+    At most once a minute: it walks everything the area remembers."""
+    minute = int(now.timestamp() // 60)
+    if state.counters.get("forgotten_at_minute", 0) >= minute:
+        return
+    state.counters["forgotten_at_minute"] = minute
+    for key, value in list(state.recent_messages.items()):
+        if now - datetime.fromisoformat(value["at"]) > tools.resend_window:
+            del state.recent_messages[key]
+    for incident_id, incident in list(state.open_incidents.items()):
+        window = timedelta(seconds=category(incident["category"]).duplicate_window_s)
+        if now - datetime.fromisoformat(incident["last_report_at"]) > window * 2:
+            del state.open_incidents[incident_id]
+    for key, outcome in list(state.outcomes.items()):
+        if now - datetime.fromisoformat(outcome["at"]) > tools.keep_outcomes:
+            del state.outcomes[key]
+
+
+# --- dispatchers' commands ----------------------------------------------------------------------
+def handle_merge(cmd: MergeIncidents, event_id: str, state: AreaState, now: datetime) -> list[EventData]:
+    if event_id in state.outcomes:
+        return _replay(state.outcomes[event_id])
+    if cmd.incident_id == cmd.into:
+        out: list[EventData] = [_rejected(cmd, "kejadian tidak dapat digabung dengan dirinya sendiri", now)]
+    else:
+        source = state.open_incidents.pop(cmd.incident_id, None)
+        target = state.open_incidents.get(cmd.into)
+        report_ids = source["report_ids"] if source else []
+        if target is not None and source is not None:
+            target["report_ids"] = target["report_ids"] + source["report_ids"]
+            target["texts"] = (target["texts"] + source["texts"])[-5:]
+            target["last_report_at"] = max(target["last_report_at"], source["last_report_at"])
+            state.open_incidents[cmd.into] = target
+        out = [IncidentMerged(incident_id=cmd.incident_id, into=cmd.into, report_ids=report_ids,
+                              merged_by=cmd.requested_by, reason=cmd.reason, merged_at=now)]
+    state.outcomes[event_id] = _record(out, now)
+    return out
+
+
+def handle_split(cmd: SplitReport, event_id: str, state: AreaState, tools: IntakeTools,
+                 now: datetime) -> list[EventData]:
+    """Take a report out of its incident into a new incident of its own."""
+    if event_id in state.outcomes:
+        return _replay(state.outcomes[event_id])
+    report = ReportReceived.model_validate(cmd.report)
+    new_id = derived_id("incident", "split", cmd.command_id)
+    source = state.open_incidents.get(cmd.incident_id)
+    if source is not None and cmd.report_id in source["report_ids"]:
+        source["report_ids"] = [r for r in source["report_ids"] if r != cmd.report_id]
+        state.open_incidents[cmd.incident_id] = source
+    located = tools.locate(report.location)
+    opened = _open(report, [report.report_id], located, _classification(report, tools), state, tools,
+                   incident_id=new_id)
+    out = [IncidentSplit(incident_id=cmd.incident_id, report_id=cmd.report_id, new_incident_id=new_id,
+                         split_by=cmd.requested_by, reason=cmd.reason, split_at=now), opened]
+    state.outcomes[event_id] = _record(out, now)
+    return out
+
+
+def _rejected(cmd, reason: str, now: datetime) -> CommandRejected:
+    return CommandRejected(command_id=cmd.command_id, command=cmd.event_type, reason=reason, rejected_at=now)
+
+
+# --- outcomes kept by input id --------------------------------------------------------------------
+def _record(events: list[EventData], at: datetime) -> dict:
+    return {"at": at.isoformat(), "events": [{"type": e.event_type, "data": e.model_dump(mode="json")}
+                                             for e in events]}
+
+
+def _replay(recorded: dict) -> list[EventData]:
+    return [REGISTRY[item["type"]].model_validate(item["data"]) for item in recorded["events"]]

@@ -40,6 +40,9 @@ class Report(Base):
     received_at: Mapped[datetime]
     received_by: Mapped[str | None] = mapped_column(String(200))
     assistance_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    reporter_phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    lp_number: Mapped[str | None] = mapped_column(String(200))
+    caller_warning: Mapped[str | None] = mapped_column(Text)
 
 
 class IncidentReport(Base):
@@ -51,6 +54,7 @@ class IncidentReport(Base):
     incident_id: Mapped[str] = mapped_column(String(64), index=True)
     merged: Mapped[bool] = mapped_column(Boolean, default=False)
     linked_at: Mapped[datetime]
+    match: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Incident(Base):
@@ -66,8 +70,30 @@ class Incident(Base):
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     disposition: Mapped[str | None] = mapped_column(String(32))
-    lp_number: Mapped[str | None] = mapped_column(String(120))
+    lp_number: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime]
+    polres: Mapped[str | None] = mapped_column(String(64), index=True)
+    location_verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    location_note: Mapped[str | None] = mapped_column(Text)
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    category_low_confidence: Mapped[bool] = mapped_column(Boolean, default=False)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    assistance_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    response_plan: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    targets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    merged_into: Mapped[str | None] = mapped_column(String(64))
+
+
+class Escalation(Base):
+    """What is put before the supervisor: declined or undecided assistance requests, breaches."""
+
+    __tablename__ = "escalations"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    why: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    escalated_at: Mapped[datetime]
 
 
 class Recommendation(Base):
@@ -108,7 +134,8 @@ class TimelineEntry(Base):
     """What happened to an incident, in order: the incident's own history."""
 
     __tablename__ = "timeline"
-    event_id: Mapped[str] = mapped_column(String(200), ForeignKey("processed_events.event_id"), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(220), primary_key=True)  # the event id, or id/suffix
+    event_id: Mapped[str] = mapped_column(String(200), ForeignKey("processed_events.event_id"), index=True)
     incident_id: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(200))

@@ -5,28 +5,11 @@ from schemas.events import (
     IncidentOpened, Location, UnitPositionReported, UnitRegistered, UnitStatusChanged,
 )
 from services.dispatch import domain as dispatch
-from services.intake import domain as intake
 from services.notify import domain as notify
 from services.tkp import domain as tkp
 
 NOW = datetime(2026, 11, 27, 21, 0, tzinfo=timezone.utc)
 MONAS = (-6.1754, 106.8272)
-
-
-def test_intake_opens_one_incident_per_report_the_same_every_time(report):
-    first, again = intake.open_incident(report), intake.open_incident(report)
-    assert first == again
-    assert first.report_ids == [report.report_id]
-    assert first.location == report.location
-    assert first.category == "unclassified" and first.priority == "P3"
-    assert first.number.startswith("KJD-20261127-") and len(first.number) == len("KJD-20261127-") + 6
-
-
-def test_intake_keeps_a_given_category_and_shortens_long_summaries(report):
-    long = report.model_copy(update={"category": "vehicle_theft", "description": "kata " * 200})
-    incident = intake.open_incident(long)
-    assert incident.category == "vehicle_theft"
-    assert len(incident.summary) == intake.SUMMARY_LENGTH and incident.summary.endswith("…")
 
 
 def board_with(*units):

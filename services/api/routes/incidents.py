@@ -1,15 +1,27 @@
 """Incidents as the read model knows them."""
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from schemas import topics
+from schemas.envelope import derived_id, utcnow
+from schemas.events import AssistanceDecided, MergeIncidents, SplitReport
+from schemas.registry import make_event
+from services.intake.domain import UNLOCATED
 from services.projection import tables as t
 from services.projection.projector import as_aware
 
 from ..auth import Principal, Role
-from ..deps import IncidentReader, SessionDep
-from ..models import AssignmentOut, IncidentOut, RecommendationOut, TimelineItem
+from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, Supervisor
+from ..models import (
+    AssignmentOut, CommandAccepted, DecisionIn, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
+    RecommendationOut, SplitIn, TimelineItem,
+)
+from ..publisher import BrokerUnavailable
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -56,6 +68,11 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
         recommendation=_recommendation(session, incident_id),
         timeline=[TimelineItem(at=as_aware(e.at), type=e.type, actor=e.actor, summary=e.summary) for e in timeline],
         disposition=incident.disposition, lp_number=incident.lp_number,
+        timers={"targets": incident.targets or {}}, polres=incident.polres,
+        location_verified=incident.location_verified, location_note=incident.location_note,
+        category_confidence=incident.category_confidence, category_low_confidence=incident.category_low_confidence,
+        sensitive=incident.sensitive, assistance_request=incident.assistance_request, decision=incident.decision,
+        merged_into=incident.merged_into, response_plan=incident.response_plan or [],
     )
 
 
@@ -67,3 +84,102 @@ def get_recommendations(incident_id: str, principal: IncidentReader, session: Se
     if rec is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Belum ada rekomendasi untuk kejadian ini")
     return rec
+
+
+OPEN_STATES_ENDED = ("closed", "duplicate")
+
+
+def _open_incident(session, incident_id: str, principal: Principal) -> t.Incident:
+    incident = _visible_incident(session, incident_id, principal)
+    if incident.status in OPEN_STATES_ENDED:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"Kejadian {incident.number} sudah berstatus {incident.status}; tidak dapat diubah")
+    return incident
+
+
+async def _publish(publisher, topic: str, envelope, key: str | None = None) -> None:
+    try:
+        await publisher.publish(topic, envelope, key=key)
+    except BrokerUnavailable:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "Sistem antrean sedang tidak tersedia; perintah belum tercatat, silakan ulangi",
+                            headers={"Retry-After": "5"}) from None
+
+
+def _command_accepted(command_id: str, incident_id: str) -> JSONResponse:
+    body = CommandAccepted(command_id=command_id).model_dump()
+    return JSONResponse(body, status_code=202, headers={"Location": f"/api/v1/incidents/{incident_id}"})
+
+
+@router.post("/{incident_id}/merge", status_code=202, response_model=CommandAccepted,
+             responses={404: {"description": NOT_FOUND}, 409: {"description": "Closed or merged already"}})
+async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher, session: SessionDep,
+                         publisher: PublisherDep):
+    """Merge this incident into another (EIDO: REPLACED / REPLACING); its reporters stay informed."""
+    if body.into == incident_id:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian tidak dapat digabung dengan dirinya sendiri")
+    source = _open_incident(session, incident_id, principal)
+    _open_incident(session, body.into, principal)
+    command_id = str(uuid.uuid4())
+    area = source.polres or UNLOCATED
+    command = MergeIncidents(command_id=command_id, area=area, incident_id=incident_id, into=body.into,
+                             requested_by=principal.sub, reason=body.reason)
+    await _publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
+    return _command_accepted(command_id, body.into)
+
+
+@router.post("/{incident_id}/split", status_code=202, response_model=CommandAccepted,
+             responses={404: {"description": NOT_FOUND}, 409: {"description": "Not a report of this incident"}})
+async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, session: SessionDep,
+                       publisher: PublisherDep):
+    """Take a report out of this incident into a new incident of its own (EIDO: SPLIT)."""
+    incident = _open_incident(session, incident_id, principal)
+    link = session.get(t.IncidentReport, body.report_id)
+    report = session.get(t.Report, body.report_id)
+    if link is None or report is None or link.incident_id != incident_id:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Laporan itu bukan bagian dari kejadian ini")
+    if session.scalar(select(t.IncidentReport).filter_by(incident_id=incident_id)
+                      .where(t.IncidentReport.report_id != body.report_id)) is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian ini hanya punya satu laporan; tidak ada yang dipisah")
+    command_id = str(uuid.uuid4())
+    as_received = {"report_id": report.report_id, "tracking_code": report.tracking_code, "channel": report.channel,
+                   "reporter": report.reporter, "description": report.description, "category": report.category,
+                   "location": report.location, "received_at": as_aware(report.received_at).isoformat(),
+                   "received_by": report.received_by, "area": incident.polres}
+    command = SplitReport(command_id=command_id, area=incident.polres or UNLOCATED, incident_id=incident_id,
+                          report_id=body.report_id, report=as_received, requested_by=principal.sub,
+                          reason=body.reason)
+    await _publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
+    return _command_accepted(command_id, incident_id)
+
+
+@router.post("/{incident_id}/decision", status_code=201, response_model=DecisionOut,
+             responses={404: {"description": NOT_FOUND}, 409: {"description": "Not a request, or decided already"}})
+async def decide_assistance(incident_id: str, body: DecisionIn, principal: Decider, session: SessionDep,
+                            publisher: PublisherDep) -> DecisionOut:
+    """The recorded decision on a request for assistance: accept, decline (with reason) or refer."""
+    incident = _visible_incident(session, incident_id, principal)
+    if not incident.assistance_request:
+        raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian ini bukan permintaan pendampingan")
+    if incident.decision:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"Sudah diputuskan ({incident.decision['decision']}) oleh {incident.decision['decided_by']}")
+    decided = AssistanceDecided(incident_id=incident_id, decision=body.decision, reason=body.reason,
+                                decided_by=principal.sub, decided_at=utcnow())
+    event = make_event(decided, source="/spkt/api", event_id=derived_id("assistance.decided", incident_id))
+    await _publish(publisher, topics.INCIDENTS, event)
+    return DecisionOut(**decided.model_dump(exclude={"incident_id"}), incident_id=incident_id)
+
+
+escalations_router = APIRouter(prefix="/api/v1/escalations", tags=["incidents"])
+
+
+@escalations_router.get("", response_model=EscalationsOut)
+def list_escalations(principal: Supervisor, session: SessionDep, limit: int = 100) -> EscalationsOut:
+    """What needs the supervisor: declined or undecided assistance requests, breached time targets."""
+    rows = session.execute(
+        select(t.Escalation, t.Incident.number).join(t.Incident, t.Incident.incident_id == t.Escalation.incident_id,
+                                                     isouter=True)
+        .order_by(t.Escalation.escalated_at.desc()).limit(max(1, min(limit, 500)))).all()
+    return EscalationsOut(items=[EscalationOut(incident_id=e.incident_id, number=number, why=e.why, detail=e.detail,
+                                               escalated_at=as_aware(e.escalated_at)) for e, number in rows])

@@ -1,35 +1,45 @@
-"""Reports in (intake's front door) and their status."""
+"""Reports in (intake's front doors: consoles, patrols, SMS/WhatsApp gateways) and their status."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
-from schemas.events import ReportReceived
+from schemas.events import Location, Reporter, ReportReceived
 from schemas.registry import make_event
+from services.intake.categories import CATEGORIES
+from services.intake.domain import UNLOCATED
+from services.intake.setup import area_of
 from services.projection import tables as t
 from services.projection.projector import as_aware
 
-from ..deps import IncidentReader, PublisherDep, ReportWriter, SessionDep
+from ..auth import Role
+from ..deps import AnyRole, IncidentReader, PublisherDep, ReportWriter, SessionDep, SettingsDep
 from ..metrics import REPORTS_ACCEPTED
-from ..models import ReportAccepted, ReportIn, ReportOut
+from ..models import CategoryOut, InboundMessage, ReportAccepted, ReportIn, ReportOut
 from ..publisher import BrokerUnavailable
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(tags=["reports"])
 
-# No 0/O, 1/I/L: a tracking code is read out over the phone.
+# No 0/O, 1/I/L: a tracking code is read out over the phone. 8 characters of 31: 2^39 codes.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+FALSE_REPORTS_TO_WARN = 2
 
 
 def tracking_code(report_id: str) -> str:
-    n = uuid.UUID(report_id).int
+    """Derived from the (random) report id: unguessable, and the same on every retry."""
+    n = int.from_bytes(hashlib.sha256(report_id.encode()).digest()[:8], "big")
     chars = []
     for _ in range(8):
         n, r = divmod(n, len(_ALPHABET))
@@ -37,15 +47,34 @@ def tracking_code(report_id: str) -> str:
     return "SPKT-" + "".join(chars[:4]) + "-" + "".join(chars[4:])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ReportAccepted,
-             responses={503: {"description": "Broker unavailable; nothing was recorded"}})
-async def submit_report(
-    body: ReportIn, principal: ReportWriter, publisher: PublisherDep, session: SessionDep, response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-):
-    """Record a report. Answers 202 only after the broker has acknowledged it."""
-    request_hash = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    stored_key = f"{principal.sub}:{idempotency_key}" if idempotency_key else None
+def _limit(request: Request, key: str, limiter_name: str) -> None:
+    retry_after = getattr(request.app.state, limiter_name).hit(key)
+    if retry_after is not None:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                            f"Terlalu banyak laporan dari sumber yang sama; coba lagi dalam {retry_after:.0f} detik",
+                            headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+def _caller_warning(session, phone: str | None) -> str | None:
+    """Earlier false reports from this number: the call taker is told, the caller is not blocked."""
+    if not phone:
+        return None
+    count = session.scalar(
+        select(func.count()).select_from(t.Report)
+        .join(t.IncidentReport, t.IncidentReport.report_id == t.Report.report_id)
+        .join(t.Incident, t.Incident.incident_id == t.IncidentReport.incident_id)
+        .where(t.Report.reporter_phone == phone, t.Incident.disposition == "false_report"))
+    if count >= FALSE_REPORTS_TO_WARN:
+        return (f"Nomor ini tercatat {count} kali membuat laporan palsu/iseng. "
+                "Tetap tangani bila ada keadaan darurat.")
+    return None
+
+
+async def _accept(session, publisher, *, report_fields: dict, key_scope: str,
+                  idempotency_key: str | None, request_body: dict, area: str) -> JSONResponse:
+    """Publish a report.received and answer 202 once the broker has it; a repeated key gets the first answer."""
+    request_hash = hashlib.sha256(json.dumps(request_body, sort_keys=True, default=str).encode()).hexdigest()
+    stored_key = f"{key_scope}:{idempotency_key}" if idempotency_key else None
     if stored_key:
         earlier = session.get(t.IdempotentRequest, stored_key)
         if earlier is not None:
@@ -59,32 +88,87 @@ async def submit_report(
     else:
         report_id = str(uuid.uuid4())
     code = tracking_code(report_id)
-    received = ReportReceived(report_id=report_id, tracking_code=code, received_at=utcnow(),
-                              received_by=principal.sub, **body.model_dump())
+    warning = _caller_warning(session, report_fields["reporter"].phone)
+    received = ReportReceived(report_id=report_id, tracking_code=code, received_at=utcnow(), area=area,
+                              caller_warning=warning, **report_fields)
     envelope = make_event(received, source="/spkt/api", event_id=derived_id("report.received", report_id))
     try:
-        await publisher.publish(topics.REPORTS, envelope)
+        await publisher.publish(topics.REPORTS, envelope, key=area)
     except BrokerUnavailable:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             "Sistem antrean sedang tidak tersedia; laporan belum tercatat, silakan ulangi",
                             headers={"Retry-After": "5"}) from None
-    REPORTS_ACCEPTED.labels(channel=body.channel).inc()
-    accepted = ReportAccepted(report_id=report_id, tracking_code=code)
+    REPORTS_ACCEPTED.labels(channel=received.channel).inc()
+    accepted = ReportAccepted(report_id=report_id, tracking_code=code, caller_warning=warning)
+    body = accepted.model_dump(exclude_none=True)
     if stored_key:
         session.add(t.IdempotentRequest(key=stored_key, request_hash=request_hash, status_code=202,
-                                        response=accepted.model_dump(), created_at=utcnow()))
+                                        response=body, created_at=utcnow()))
         try:
             session.commit()
         except IntegrityError:  # a concurrent repeat stored it first: same report, same answer
             session.rollback()
-    response.headers["Location"] = f"/api/v1/reports/{report_id}"
-    return accepted
+    return JSONResponse(body, status_code=202, headers={"Location": f"/api/v1/reports/{report_id}"})
 
 
-@router.get("/{report_id}", response_model=ReportOut, responses={404: {"description": "Unknown report"}})
+@router.post("/api/v1/reports", status_code=status.HTTP_202_ACCEPTED, response_model=ReportAccepted,
+             responses={409: {"description": "Idempotency-Key reused for another report"},
+                        429: {"description": "Rate limited"},
+                        503: {"description": "Broker unavailable; nothing was recorded"}})
+async def submit_report(
+    request: Request, body: ReportIn, principal: ReportWriter, publisher: PublisherDep, session: SessionDep,
+    settings: SettingsDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+):
+    """Record a report from a console or a patrol. Answers 202 only after the broker has it."""
+    _limit(request, f"token:{principal.sub}", "token_limiter")
+    if body.reporter.phone:
+        _limit(request, f"caller:{body.reporter.phone}", "caller_limiter")
+    fallback = principal.jurisdiction
+    area = area_of(settings, body.location, fallback=fallback)
+    if body.lp_model and area == UNLOCATED:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            "lp_model: LP memerlukan lokasi yang dikenali atau yurisdiksi petugas pada token")
+    fields = body.model_dump(exclude={"reporter"})
+    fields["reporter"] = body.reporter.as_reporter()
+    fields["received_by"] = principal.sub
+    return await _accept(session, publisher, report_fields=fields, key_scope=principal.sub,
+                         idempotency_key=idempotency_key, request_body=body.model_dump(mode="json"), area=area)
+
+
+@router.post("/api/v1/inbound/messages", status_code=status.HTTP_202_ACCEPTED, response_model=ReportAccepted,
+             responses={401: {"description": "Missing or bad signature; nothing was recorded"},
+                        429: {"description": "Rate limited"}, 503: {"description": "Broker unavailable"}})
+async def inbound_message(
+    request: Request, publisher: PublisherDep, session: SessionDep, settings: SettingsDep,
+    x_gateway: Annotated[str, Header(description="The gateway's id, as configured")],
+    x_signature: Annotated[str, Header(description="sha256=<hex HMAC-SHA256 of the raw body>")],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+):
+    """A message from an SMS/WhatsApp gateway, signed with that gateway's secret."""
+    raw = await request.body()
+    secret = settings.gateway_secrets.get(x_gateway)
+    expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest() if secret else None
+    if expected is None or not hmac.compare_digest(expected, x_signature.strip()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Tanda tangan gateway tidak sah")
+    try:
+        message = InboundMessage.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    _limit(request, f"caller:{message.sender}", "caller_limiter")
+    location = Location(lat=message.lat, lon=message.lon)
+    area = area_of(settings, location)
+    fields = {"channel": message.channel, "reporter": Reporter(phone=message.sender), "description": message.text,
+              "location": location, "occurred_at": message.received_at, "gateway": x_gateway,
+              "received_by": f"gateway:{x_gateway}"}
+    return await _accept(session, publisher, report_fields=fields, key_scope=f"gateway:{x_gateway}",
+                         idempotency_key=idempotency_key, request_body=json.loads(raw), area=area)
+
+
+@router.get("/api/v1/reports/{report_id}", response_model=ReportOut,
+            responses={404: {"description": "Unknown report"}})
 def get_report(report_id: str, principal: IncidentReader, session: SessionDep) -> ReportOut:
     report = session.get(t.Report, report_id)
-    if report is None or (principal.role.value == "field_unit" and report.received_by != principal.sub):
+    if report is None or (principal.role is Role.field_unit and report.received_by != principal.sub):
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             "Laporan tidak ditemukan (laporan yang baru dikirim bisa perlu beberapa detik)")
     link = session.get(t.IncidentReport, report_id)
@@ -92,4 +176,12 @@ def get_report(report_id: str, principal: IncidentReader, session: SessionDep) -
                      incident_id=link.incident_id if link else None, merged=bool(link and link.merged),
                      tracking_code=report.tracking_code, channel=report.channel, description=report.description,
                      category=report.category, location=report.location, received_at=as_aware(report.received_at),
-                     assistance_request=report.assistance_request)
+                     assistance_request=report.assistance_request, lp_number=report.lp_number,
+                     match=link.match if link else None, caller_warning=report.caller_warning)
+
+
+@router.get("/api/v1/categories", response_model=list[CategoryOut], tags=["reports"])
+def list_categories(principal: AnyRole) -> list[CategoryOut]:
+    """The incident categories: default priority, response plan, time targets, duplicate rules."""
+    return [CategoryOut.of(c) for c in CATEGORIES]
+

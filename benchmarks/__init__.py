@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures for parts of SPKT Dispatch, run with `python -m benchmarks.NAME`."""

@@ -1,0 +1,103 @@
+"""Input rules a call taker can understand: normalised phone numbers, NIK form, Indonesian errors."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def normalise_phone(raw: str) -> str:
+    """E.164: 0812-3456-7890, 62812..., +62 812 ... → +628123456789. ValueError in Indonesian."""
+    digits = _SEPARATORS.sub("", raw.strip())
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if digits.startswith("0"):
+        digits = "+62" + digits[1:]
+    elif digits.startswith("62"):
+        digits = "+" + digits
+    elif not digits.startswith("+"):
+        raise ValueError("nomor telepon harus diawali 0, 62 atau +kode negara, misalnya 0812-3456-7890")
+    if not digits[1:].isdigit():
+        raise ValueError("nomor telepon hanya boleh berisi angka")
+    if digits.startswith("+62"):
+        if not 8 <= len(digits) - 3 <= 12:
+            raise ValueError("nomor telepon Indonesia harus 9–13 angka termasuk awalan 0")
+    elif not 8 <= len(digits) - 1 <= 15:
+        raise ValueError("nomor telepon internasional harus 8–15 angka")
+    return digits
+
+
+def check_nik(nik: str) -> str:
+    """A NIK's form: 16 digits, a province code, and a birth date (day + 40 for women)."""
+    nik = nik.strip()
+    if not re.fullmatch(r"\d{16}", nik):
+        raise ValueError("NIK harus 16 angka")
+    if not 11 <= int(nik[:2]) <= 96:
+        raise ValueError("NIK tidak sah: kode provinsi (2 angka pertama) tidak dikenal")
+    day, month, year = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    if day > 40:
+        day -= 40
+    try:
+        date(2000 + year, month, day)
+    except ValueError:
+        raise ValueError("NIK tidak sah: tanggal lahir (angka ke-7 s.d. 12) tidak mungkin") from None
+    return nik
+
+
+# pydantic error type -> Indonesian; {placeholders} come from the error's context.
+_MESSAGES = {
+    "missing": "wajib diisi",
+    "string_too_short": "terlalu pendek (minimal {min_length} karakter)",
+    "string_too_long": "terlalu panjang (maksimal {max_length} karakter)",
+    "too_short": "terlalu sedikit (minimal {min_length})",
+    "too_long": "terlalu banyak (maksimal {max_length})",
+    "less_than_equal": "harus paling besar {le}",
+    "greater_than_equal": "harus paling kecil {ge}",
+    "less_than": "harus kurang dari {lt}",
+    "greater_than": "harus lebih dari {gt}",
+    "literal_error": "harus salah satu dari: {expected}",
+    "enum": "harus salah satu dari: {expected}",
+    "extra_forbidden": "kolom ini tidak dikenal",
+    "json_invalid": "isi permintaan bukan JSON yang sah",
+    "bool_parsing": "harus true atau false",
+    "bool_type": "harus true atau false",
+    "float_parsing": "harus berupa angka",
+    "float_type": "harus berupa angka",
+    "int_parsing": "harus berupa bilangan bulat",
+    "string_type": "harus berupa teks",
+    "dict_type": "harus berupa objek JSON",
+    "model_attributes_type": "harus berupa objek JSON",
+    "list_type": "harus berupa daftar",
+    "datetime_parsing": "waktu harus dalam format RFC 3339, misalnya 2026-11-27T21:00:00+07:00",
+    "datetime_from_date_parsing": "waktu harus dalam format RFC 3339, misalnya 2026-11-27T21:00:00+07:00",
+    "timezone_aware": "waktu harus menyertakan zona waktu, misalnya +07:00",
+    "string_pattern_mismatch": "bentuknya tidak sesuai",
+}
+
+
+def indonesian(error: dict) -> str:
+    kind = error.get("type", "")
+    if kind == "value_error":
+        return str(error.get("msg", "")).removeprefix("Value error, ")
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return str(error.get("msg", "tidak sah"))
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template
+
+
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each field and why, in Bahasa Indonesia."""
+    detail = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        field = ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "(isi permintaan)"
+        detail.append({"loc": loc, "field": field, "msg": f"{field}: {indonesian(error)}", "type": error.get("type")})
+    return JSONResponse({"detail": detail}, status_code=422)

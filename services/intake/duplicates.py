@@ -1,0 +1,623 @@
+"""Is a new report another account of an open incident? Pure: no Kafka, no faust, no HTTP, no SQL.
+
+Several reports from several channels often describe one event (DOMAIN.md: a report is not yet
+an incident). Intake attaches a new report to the best matching open incident instead of opening
+a new one, and shows the dispatcher why: distance, time gap, category and wording, each as a part
+of the score and as a reason in Bahasa Indonesia.
+
+The rules that depend on the category (how near in space and time, which categories may describe
+the same event) are injected as `MatchRules`, so this module never depends on the catalogue's
+contents; `rules_from_catalogue()` builds them from `services.intake.categories`.
+
+    rules = rules_from_catalogue()
+    grouper = IncidentGrouper(rules, new_id=lambda report: derived_id("incident", report.report_id))
+    decision = grouper.add(ReportFacts("fire", -6.2, 106.8, received_at, "Ada kebakaran kios..."))
+    decision.attached, decision.incident_id, decision.match.reasons
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from itertools import count
+from typing import Callable, Iterable
+
+UNCLASSIFIED = "unclassified"
+OPEN = "open"
+CLOSED = "closed"
+
+# --- weights -----------------------------------------------------------------------------------
+# The total is a weighted mean of four parts, each in [0, 1], so it is in [0, 1] too and the
+# dispatcher can see what each part gave. Hard limits come first: outside the radius, outside the
+# window or with incompatible categories there is no score at all, so the weights only rank pairs
+# that are already plausible.
+#
+# - Wording weighs most. Within the radius and the window, what tells one event from another at
+#   the same market or on the same street is what the reports name: the motorbike and its colour,
+#   the victim, the burning kiosk. On the benchmark the text part alone separates same-event
+#   pairs from the rest better than any other part (AUC 0.93 against 0.86 for distance).
+# - Distance next: reports of one event come from within a hundred metres or so once the
+#   position's own error is taken off (see `ReportFacts.accuracy_m`).
+# - Time and category weigh little. A second report comes 0-30 min after the first whatever the
+#   event, so time mostly separates an event from a later one at the same place; the category
+#   has already done most of its work as a hard limit (incompatible: no match), and 15 % of
+#   reports come in unclassified, which must not keep them out.
+# Chosen on the benchmark (benchmarks/grouping.py) on seed 1, confirmed on seeds 2 and 3.
+W_TEXT = 0.50
+W_DISTANCE = 0.30
+W_TIME = 0.10
+W_CATEGORY = 0.10
+MATCH_THRESHOLD = 0.45
+
+# Distance and time scores fall from 1 to 0 at the radius and the window, steeply first: half-way
+# at about these values, whatever the category's limit (see `falloff`).
+DISTANCE_HALF_M = 200.0
+TIME_HALF_S = 10 * 60.0
+# A position's stated accuracy is taken off the distance, up to this much for a pair: a report
+# geocoded to a street is not 300 m "away" from the scene, but nor may a vague one match anything.
+MAX_UNCERTAINTY_M = 300.0
+UNCERTAINTY_SHARE = 1.0
+DEFAULT_ACCURACY_M = 50.0  # weight of a position without a stated accuracy, in the incident's mean
+MIN_ACCURACY_M = 10.0
+
+CATEGORY_SAME = 1.0
+CATEGORY_COMPATIBLE = 0.7
+CATEGORY_UNCLASSIFIED = 0.5
+
+MAX_TEXTS = 5  # descriptions kept per incident: the first and the latest ones
+TEXT_SIMILAR = 0.45  # wording the dispatcher is told is "mirip"
+TEXT_SOMEWHAT = 0.25  # ... "agak mirip"; below: "berbeda"
+
+EARTH_RADIUS_M = 6_371_008.8
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+
+
+# --- rules -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MatchRules:
+    """How to judge a pair, given by the caller.
+
+    `radius_m(category)` and `window_s(category)` take a category code (``"unclassified"``
+    included); `compatible(a, b)` says whether two different classified codes may describe one
+    event (an unclassified report is compatible with anything; the caller need not say so).
+    """
+
+    radius_m: Callable[[str], float]
+    window_s: Callable[[str], float]
+    compatible: Callable[[str, str], bool]
+
+
+def rules_from_catalogue() -> MatchRules:
+    """Rules read from the category catalogue: duplicate radius, window and compatible groups.
+
+    An unknown code raises KeyError when first judged, as `categories.category` does.
+    """
+    # Imported here so this module stays importable (and testable) while the catalogue changes.
+    from services.intake import categories as catalogue
+
+    def radius_m(code: str) -> float:
+        return float(catalogue.category(code).duplicate_radius_m)
+
+    def window_s(code: str) -> float:
+        return float(catalogue.category(code).duplicate_window_s)
+
+    def compatible(a: str, b: str) -> bool:  # same code or group, or a known related pair
+        return bool(catalogue.groups_compatible(a, b))
+
+    return MatchRules(radius_m=_memo(radius_m), window_s=_memo(window_s), compatible=_memo(compatible))
+
+
+def _memo(fn: Callable) -> Callable:
+    cache: dict = {}
+
+    def cached(*args):
+        try:
+            return cache[args]
+        except KeyError:
+            value = cache[args] = fn(*args)
+            return value
+
+    return cached
+
+
+# --- what is compared --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportFacts:
+    """What is known of a new report.
+
+    `at` is when the report came in (aware). Without a position no spatial match is possible,
+    so such a report never matches an incident. `accuracy_m` is the position's stated error
+    (the phone's GPS accuracy, or the geocoder's: a street, a landmark), None when unknown.
+    """
+
+    category: str
+    lat: float | None
+    lon: float | None
+    at: datetime
+    text: str
+    accuracy_m: float | None = None
+    report_id: str | None = None
+
+
+Candidate = ReportFacts  # the name the intake issue gives it
+
+
+@dataclass
+class OpenIncident:
+    """An incident reports may still be attached to (only while `status` is open).
+
+    `lat`/`lon` are where its reports place it, `accuracy_m` how sure that is; `texts` the
+    descriptions so far (at most MAX_TEXTS in the grouper: the first and the latest).
+    """
+
+    incident_id: str
+    category: str
+    lat: float | None
+    lon: float | None
+    opened_at: datetime
+    last_report_at: datetime
+    texts: list[str] = field(default_factory=list)
+    report_count: int = 1
+    status: str = OPEN
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True)
+class MatchScore:
+    """How well a report matches an incident: the total, its parts, and the reasons in words.
+
+    `distance_m` is the distance between the positions; `uncertainty_m` the part of it their
+    stated accuracy explains (taken off before scoring); `minutes` the gap from the incident's
+    last report (0 when the report falls inside the incident's span).
+    """
+
+    incident_id: str
+    total: float
+    distance_m: float
+    minutes: float
+    category_score: float
+    text_score: float
+    distance_score: float
+    time_score: float
+    uncertainty_m: float
+    reasons: list[str]
+
+
+# --- Indonesian text similarity ------------------------------------------------------------------
+STOPWORDS = frozenset("""
+    yang di ke dari dan ada saya itu ini dengan tolong pak bu bapak mas mbak kak halo
+    sudah udah telah sedang lagi akan masih belum baru tadi barusan
+    untuk pada dalam juga atau karena jadi sangat sekali banget amat
+    kami kita aku gue gua kamu anda dia mereka beliau
+    ya iya nya lah kah pun dong sih deh nih tuh kok kan
+    mohon segera cepat minta harap bisa mau ingin tolongin
+    sini sana situ tersebut oleh para sebuah seorang se
+    saat waktu ketika lalu kemudian terus habis sejak
+    dekat sekitar depan arah samping sebelah belakang
+    tidak tak nggak gak ga enggak bukan
+    orang ramai banyak beberapa
+    lapor melapor laporan info informasi kejadian
+    yg dgn utk sdh udh tdk gk blm tlg dr dkt dpn bgt aja jg krn sy
+""".split())
+
+# Words people use for the same thing in reports, mapped to one concept. A concept is added as
+# an extra token (the words themselves still count), so "HP dirampas" and "ponsel dijambret"
+# share #hp and #rampas. General police-report vocabulary, kept small and independent of the
+# category catalogue; keys are words or their stems.
+CONCEPTS: dict[str, str] = {
+    word: concept
+    for concept, words in {
+        "#curi": "curi maling colong gondol raib curanmor embat garong",
+        "#rampas": "jambret rampas rampok begal todong jarah copet",
+        "#tabrak": "tabrak tabra laka lakalantas celaka tubruk serempet senggol banteng",
+        "#api": "api bakar kebakaran asap damkar padam lalap hangus kobar",
+        "#kelahi": "tawuran bentrok kelahi serang keroyok eroyo keroyo baku hantam",
+        "#aniaya": "pukul pukuli aniaya hajar tampar tendang kdrt keras siksa",
+        "#hp": "hp handphone ponsel smartphone gawai",
+        "#motor": "motor spm matic",
+        "#pelajar": "pelajar siswa siswi murid sma smk smp sekolah",
+        "#pemuda": "pemuda remaja abg",
+        "#sajam": "sajam celurit clurit golok parang pisau arit samurai",
+        "#plat": "plat pelat nopol",
+        "#luka": "luka cedera berdarah lecet",
+        "#pingsan": "pingsan sadar",
+        "#lansia": "kakek nenek lansia manula jompo",
+        "#anak": "anak bocah balita bayi",
+        "#hilang": "hilang tinggal ketinggalan terpisah pisah",
+        "#mabuk": "mabuk pemabuk miras",
+        "#pkl": "pkl pedagang lapak",
+        "#jukir": "jukir parkir",
+        "#ojol": "ojol ojek gojek grab",
+        "#sopir": "sopir supir pengemudi kemudi endara pengendara",
+        "#ribut": "ribut keributan gaduh onar cekcok mulut",
+    }.items()
+    for word in words.split()
+}
+
+_WORD = re.compile(r"[a-z0-9]+")
+_VOWELS = frozenset("aiueo")
+
+
+def _strip_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def stem(word: str) -> str:
+    """A light Indonesian stemmer: particles and -nya, then -kan/-an, then one prefix.
+
+    Not a dictionary stemmer: it only has to map the forms reporters write (dicuri, mencuri,
+    pencurian; kebakaran, terbakar, membakar) to a shared stem, and it leaves short words alone.
+    """
+    if word.isdigit() or len(word) <= 4:
+        return word
+    for suffix in ("nya", "lah", "kah", "pun"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            break
+    had_an = False
+    for suffix in ("kan", "an"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            word = word[: -len(suffix)]
+            had_an = True
+            break
+    if word.startswith("ke") and had_an and len(word) >= 6:  # ke-an: kebakaran, kecelakaan
+        return word[2:]
+    for prefix in ("di", "ter", "ber", "per"):
+        if word.startswith(prefix) and len(word) - len(prefix) >= 4:
+            return word[len(prefix):]
+    for prefix, before_vowel in (("meng", ""), ("peng", ""), ("meny", "s"), ("peny", "s"),
+                                 ("mem", "p"), ("pem", "p"), ("men", "t"), ("pen", "t")):
+        if word.startswith(prefix) and len(word) - len(prefix) >= 3:
+            rest = word[len(prefix):]
+            return before_vowel + rest if rest[0] in _VOWELS else rest
+    if word.startswith(("me", "pe")) and len(word) >= 6:  # melempar, merampas, pelaku
+        return word[2:]
+    return word
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercase words without punctuation and stopwords, stemmed, plus their concepts."""
+    out = []
+    for word in _WORD.findall(_strip_accents(text.lower())):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        stemmed = stem(word)
+        out.append(stemmed)
+        concept = CONCEPTS.get(word) or CONCEPTS.get(stemmed)
+        if concept:
+            out.append(concept)
+    return out
+
+
+@lru_cache(maxsize=16384)
+def text_features(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The set of stems and the set of character trigrams of the stems, cached per text."""
+    stems = frozenset(tokens(text))
+    trigrams: set[str] = set()
+    for s in stems:
+        if s[0] == "#":
+            continue
+        padded = f" {s} "
+        trigrams.update(padded[i:i + 3] for i in range(len(padded) - 2))
+    return stems, frozenset(trigrams)
+
+
+def _cosine(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / math.sqrt(len(a) * len(b))
+
+
+def text_similarity(a: str, b: str) -> float:
+    """Mean of the cosine over stems and the cosine over character trigrams, in [0, 1].
+
+    Cosine rather than Jaccard, so a short SMS is not punished for being short against a long
+    call transcript; trigrams catch what the stemmer misses (keroyok/pengeroyokan, typos).
+    """
+    sa, ta = text_features(a)
+    sb, tb = text_features(b)
+    return 0.5 * _cosine(sa, sb) + 0.5 * _cosine(ta, tb)
+
+
+def incident_text_similarity(text: str, texts: Iterable[str]) -> float:
+    """How like the incident's descriptions the new one is: the best of its descriptions."""
+    return max((text_similarity(text, t) for t in texts), default=0.0)
+
+
+# --- geometry and time ---------------------------------------------------------------------------
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Equirectangular distance: within 0.1 % of the geodesic over the few km that matter here."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    y = math.radians(lat2 - lat1)
+    return EARTH_RADIUS_M * math.hypot(x, y)
+
+
+def falloff(x: float, limit: float, half: float) -> float:
+    """1 at 0, 0 at `limit` and beyond, and about 1/2 at `half` when the limit is well beyond it.
+
+    A hyperbola 1/(1 + x/half), shifted and stretched to reach exactly 0 at the limit. It drops
+    fast over the first `half` and slowly after, so the score follows the absolute distance (or
+    gap) more than the category's limit: 300 m is about as telling for a fire (radius 1 km) as
+    for a stolen motorbike (radius 300 m); only the hard limit differs.
+    """
+    if x >= limit:
+        return 1.0 if limit <= 0 and x <= 0 else 0.0
+    if half <= 0:
+        return 1.0 - x / limit
+    at_limit = 1.0 / (1.0 + limit / half)
+    return (1.0 / (1.0 + x / half) - at_limit) / (1.0 - at_limit)
+
+
+def _uncertainty_m(a: float | None, b: float | None) -> float:
+    return min(MAX_UNCERTAINTY_M, UNCERTAINTY_SHARE * math.hypot(a or 0.0, b or 0.0))
+
+
+def _gap_s(at: datetime, incident: OpenIncident) -> float:
+    """Seconds from the incident's last report (0 when the report falls inside its span)."""
+    if at >= incident.last_report_at:
+        return (at - incident.last_report_at).total_seconds()
+    if at >= incident.opened_at:
+        return 0.0
+    return (incident.opened_at - at).total_seconds()
+
+
+def _is_unclassified(code: str | None) -> bool:
+    return not code or code == UNCLASSIFIED
+
+
+def _code(code: str | None) -> str:
+    return UNCLASSIFIED if not code else code
+
+
+def _category_score(a: str, b: str, rules: MatchRules) -> float | None:
+    if _is_unclassified(a) or _is_unclassified(b):  # either or both: it could be anything
+        return CATEGORY_UNCLASSIFIED
+    if a == b:
+        return CATEGORY_SAME
+    return CATEGORY_COMPATIBLE if rules.compatible(a, b) else None
+
+
+# --- reasons, in the dispatcher's words ----------------------------------------------------------
+def _decimal(x: float, places: int = 2) -> str:
+    return f"{x:.{places}f}".replace(".", ",")
+
+
+def _distance_words(metres: float, uncertainty: float) -> str:
+    words = f"jarak {round(metres / 10) * 10:.0f} m" if metres < 1000 else f"jarak {_decimal(metres / 1000, 1)} km"
+    if uncertainty >= 20:
+        words += f" (lokasi ±{round(uncertainty / 10) * 10:.0f} m)"
+    return words
+
+
+def _minutes_words(minutes: float) -> str:
+    return "selisih kurang dari 1 menit" if minutes < 1 else f"selisih {minutes:.0f} menit"
+
+
+def _category_words(a: str, b: str, category_score: float) -> str:
+    if category_score == CATEGORY_SAME:
+        return "kategori sama"
+    if category_score == CATEGORY_COMPATIBLE:
+        return "kategori sejenis"
+    return "keduanya belum diklasifikasi" if _is_unclassified(a) and _is_unclassified(b) \
+        else "salah satu belum diklasifikasi"
+
+
+def _text_words(score: float) -> str:
+    word = "uraian mirip" if score >= TEXT_SIMILAR else "uraian agak mirip" if score >= TEXT_SOMEWHAT else "uraian berbeda"
+    return f"{word} ({_decimal(score)})"
+
+
+# --- scoring -----------------------------------------------------------------------------------
+def score(report: ReportFacts, incident: OpenIncident, rules: MatchRules) -> MatchScore | None:
+    """How well the report matches the incident, or None when it cannot be the same event.
+
+    None when either has no position, the incident is not open, the categories are
+    incompatible, the distance (less the positions' stated accuracy) exceeds the larger radius of
+    the two categories, or the time since the incident's last report exceeds the larger window.
+    """
+    if incident.status != OPEN or report.lat is None or report.lon is None:
+        return None
+    if incident.lat is None or incident.lon is None:
+        return None
+    rep_cat, inc_cat = _code(report.category), _code(incident.category)
+    category_score = _category_score(rep_cat, inc_cat, rules)
+    if category_score is None:
+        return None
+    window = max(rules.window_s(rep_cat), rules.window_s(inc_cat))
+    gap = _gap_s(report.at, incident)
+    if gap > window:
+        return None
+    radius = max(rules.radius_m(rep_cat), rules.radius_m(inc_cat))
+    metres = distance_m(report.lat, report.lon, incident.lat, incident.lon)
+    uncertainty = _uncertainty_m(report.accuracy_m, incident.accuracy_m)
+    beyond = max(0.0, metres - uncertainty)
+    if beyond > radius:
+        return None
+    distance_score = falloff(beyond, radius, DISTANCE_HALF_M)
+    time_score = falloff(gap, window, TIME_HALF_S)
+    text_score = incident_text_similarity(report.text, incident.texts)
+    total = (W_DISTANCE * distance_score + W_TIME * time_score + W_CATEGORY * category_score
+             + W_TEXT * text_score)
+    minutes = gap / 60.0
+    reasons = [_distance_words(metres, uncertainty), _minutes_words(minutes),
+               _category_words(rep_cat, inc_cat, category_score), _text_words(text_score)]
+    return MatchScore(incident_id=incident.incident_id, total=min(1.0, max(0.0, total)), distance_m=metres,
+                      minutes=minutes, category_score=category_score, text_score=text_score,
+                      distance_score=distance_score, time_score=time_score, uncertainty_m=uncertainty,
+                      reasons=reasons)
+
+
+def best_match(report: ReportFacts, incidents: Iterable[OpenIncident], rules: MatchRules,
+               threshold: float = MATCH_THRESHOLD) -> MatchScore | None:
+    """The highest-scoring open incident scoring at least `threshold`, or None.
+
+    Ties go to the most recently opened incident (then the latest report, then the highest id,
+    so the answer never depends on the order given). Cheap checks run first: status, a lat/lon
+    box around the report, the time gap; only then the exact distance and the wording.
+    """
+    if report.lat is None or report.lon is None:
+        return None
+    rep_cat = _code(report.category)
+    rep_radius = rules.radius_m(rep_cat)
+    rep_window = rules.window_s(rep_cat)
+    lat, lon, at = report.lat, report.lon, report.at
+    cos_lat = max(math.cos(math.radians(lat)), 1e-6)
+    slack = MAX_UNCERTAINTY_M  # the most the positions' accuracy can take off a distance
+    box_of: dict[str, float] = {}
+    window_of: dict[str, float] = {}
+    best: MatchScore | None = None
+    best_key: tuple = ()
+    for incident in incidents:
+        if incident.status != OPEN or incident.lat is None:
+            continue
+        inc_cat = _code(incident.category)
+        half_side = box_of.get(inc_cat)
+        if half_side is None:
+            half_side = box_of[inc_cat] = (max(rep_radius, rules.radius_m(inc_cat)) + slack) / M_PER_DEG
+        if abs(incident.lat - lat) > half_side or abs(incident.lon - lon) > half_side / cos_lat:
+            continue
+        window = window_of.get(inc_cat)
+        if window is None:
+            window = window_of[inc_cat] = max(rep_window, rules.window_s(inc_cat))
+        if _gap_s(at, incident) > window:
+            continue
+        match = score(report, incident, rules)
+        if match is None or match.total < threshold:
+            continue
+        key = (match.total, incident.opened_at, incident.last_report_at, incident.incident_id)
+        if best is None or key > best_key:
+            best, best_key = match, key
+    return best
+
+
+# --- the sequential pipeline -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Decision:
+    incident_id: str
+    attached: bool
+    match: MatchScore | None
+
+
+def sequential_ids(prefix: str = "INC-") -> Callable[[ReportFacts], str]:
+    """An id factory giving INC-000001, INC-000002, ... (deterministic, for tests and benchmarks)."""
+    counter = count(1)
+    return lambda _report: f"{prefix}{next(counter):06d}"
+
+
+class IncidentGrouper:
+    """Attaches reports to open incidents or opens new ones, one report at a time.
+
+    Deterministic: the same reports in the same order give the same incidents and decisions.
+
+    The incident's position is the mean of its reports' positions, each weighted by its stated
+    accuracy (1/accuracy², DEFAULT_ACCURACY_M when none is stated), and its accuracy shrinks as
+    reports agree. Every position carries its own error (a phone's fix, a walk-in geocoded to
+    the nearest landmark), so the mean is a better estimate of the scene than the first fix,
+    which may be the one 400 m off; a new report moves it only by its share of the weight, and
+    only reports already within the radius are attached, so it cannot wander far.
+    An unclassified incident takes the category of the first classified report attached to it.
+    """
+
+    def __init__(self, rules: MatchRules, *, new_id: Callable[[ReportFacts], str] | None = None,
+                 threshold: float = MATCH_THRESHOLD, max_texts: int = MAX_TEXTS,
+                 expire_on_add: bool = True, grace_s: float = 0.0) -> None:
+        self.rules = rules
+        self.new_id = new_id or sequential_ids()
+        self.threshold = threshold
+        self.max_texts = max(1, max_texts)
+        self.expire_on_add = expire_on_add
+        self.grace_s = grace_s
+        self._open: dict[str, OpenIncident] = {}
+        # Per incident: sums of weight×lat, weight×lon, weight, and whether any accuracy was stated.
+        self._position: dict[str, tuple[float, float, float, bool]] = {}
+        self._horizon_s = 0.0  # the longest window of any category seen: no report matches beyond it
+
+    @property
+    def incidents(self) -> list[OpenIncident]:
+        """The open incidents, oldest first."""
+        return list(self._open.values())
+
+    def get(self, incident_id: str) -> OpenIncident | None:
+        return self._open.get(incident_id)
+
+    def add(self, report: ReportFacts) -> Decision:
+        code = _code(report.category)
+        self._horizon_s = max(self._horizon_s, self.rules.window_s(code))
+        if self.expire_on_add:
+            self.expire(report.at)
+        match = best_match(report, self._open.values(), self.rules, self.threshold)
+        if match is None:
+            incident_id = self.new_id(report)
+            self._open[incident_id] = OpenIncident(
+                incident_id=incident_id, category=code, lat=report.lat, lon=report.lon,
+                opened_at=report.at, last_report_at=report.at, texts=[report.text] if report.text else [],
+                report_count=1, accuracy_m=report.accuracy_m)
+            if report.lat is not None and report.lon is not None:
+                w = _weight(report.accuracy_m)
+                self._position[incident_id] = (w * report.lat, w * report.lon, w, report.accuracy_m is not None)
+            return Decision(incident_id, attached=False, match=None)
+        self._attach(self._open[match.incident_id], report)
+        return Decision(match.incident_id, attached=True, match=match)
+
+    def _attach(self, incident: OpenIncident, report: ReportFacts) -> None:
+        incident.report_count += 1
+        incident.last_report_at = max(incident.last_report_at, report.at)
+        incident.opened_at = min(incident.opened_at, report.at)
+        if report.text:
+            incident.texts.append(report.text)
+            if len(incident.texts) > self.max_texts:  # keep the first and the latest ones
+                del incident.texts[1]
+        if _is_unclassified(incident.category) and not _is_unclassified(report.category):
+            incident.category = report.category
+        # Only a report with a position can match, so both have one here.
+        lat_sum, lon_sum, weights, stated = self._position[incident.incident_id]
+        w = _weight(report.accuracy_m)
+        lat_sum, lon_sum, weights = lat_sum + w * report.lat, lon_sum + w * report.lon, weights + w  # type: ignore[operator]
+        stated = stated or report.accuracy_m is not None
+        self._position[incident.incident_id] = (lat_sum, lon_sum, weights, stated)
+        incident.lat, incident.lon = lat_sum / weights, lon_sum / weights
+        incident.accuracy_m = 1.0 / math.sqrt(weights) if stated else None
+
+    def close(self, incident_id: str) -> bool:
+        """Closes an incident: no report attaches to it any more. False if it was not open."""
+        incident = self._open.pop(incident_id, None)
+        self._position.pop(incident_id, None)
+        if incident is None:
+            return False
+        incident.status = CLOSED
+        return True
+
+    def expire(self, now: datetime) -> list[str]:
+        """Drops the incidents no report could match any more, and returns their ids.
+
+        An incident is kept while a report of any category seen so far could still fall in the
+        window (a pair's window is the larger of the two), plus `grace_s`.
+        """
+        dropped = []
+        for incident_id, incident in self._open.items():
+            horizon = max(self._horizon_s, self.rules.window_s(_code(incident.category))) + self.grace_s
+            if (now - incident.last_report_at).total_seconds() > horizon:
+                dropped.append(incident_id)
+        for incident_id in dropped:
+            del self._open[incident_id]
+            self._position.pop(incident_id, None)
+        return dropped
+
+
+def _weight(accuracy_m: float | None) -> float:
+    accuracy = DEFAULT_ACCURACY_M if accuracy_m is None else max(MIN_ACCURACY_M, accuracy_m)
+    return 1.0 / (accuracy * accuracy)
+
+
+def facts_from_report(report, category: str | None = None) -> ReportFacts:
+    """ReportFacts from a `report.received` payload (duck-typed: nothing imported from schemas).
+
+    `category` overrides the report's own (e.g. the one intake's classifier chose).
+    """
+    location = report.location
+    return ReportFacts(category=_code(category if category is not None else report.category),
+                       lat=location.lat, lon=location.lon, at=report.received_at, text=report.description,
+                       accuracy_m=getattr(location, "accuracy_m", None), report_id=report.report_id)

@@ -1,0 +1,95 @@
+"""Builds intake's tools from the settings: geography, geocoder, classifier, duplicate rules.
+
+Shared by the intake worker (which decides) and the API (which routes each report to its area's
+partition with the same geography, without the network).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from schemas.events import Location, MatchScore, ReportReceived
+from spkt.settings import Settings
+
+from . import classify as classifier
+from . import duplicates, geography
+from .domain import UNLOCATED, Classified, IntakeTools, Located
+
+
+@lru_cache(maxsize=4)
+def jurisdictions(city: str, boundaries: str | None) -> geography.Jurisdictions:
+    return geography.Jurisdictions.from_city_file(city, boundaries)
+
+
+def area_of(settings: Settings, location: Location, fallback: str | None = None) -> str:
+    """The Polres whose partition decides this report: from coordinates, else the offline gazetteer."""
+    juris = jurisdictions(str(settings.city), _str(settings.boundaries_file))
+    lat, lon = location.lat, location.lon
+    if lat is None:
+        found = geography.resolve(location, _gazetteer(str(settings.city)))
+        lat, lon = found.lat, found.lon
+    if lat is None:
+        return fallback or UNLOCATED
+    return juris.locate(lat, lon).polres
+
+
+@lru_cache(maxsize=4)
+def _gazetteer(city: str) -> geography.Gazetteer:
+    return geography.make_geocoder("gazetteer", city_file=city)
+
+
+def build_tools(settings: Settings) -> IntakeTools:
+    from datetime import timedelta
+
+    juris = jurisdictions(str(settings.city), _str(settings.boundaries_file))
+    geocoder = geography.make_geocoder(settings.geocoder, city_file=str(settings.city))
+    rules = duplicates.rules_from_catalogue()
+
+    def locate(location: Location) -> Located:
+        found = geography.resolve(location, geocoder)
+        if found.lat is None:
+            return Located(None, None, False, found.note, None, None)
+        j = juris.locate(found.lat, found.lon)
+        return Located(found.lat, found.lon, found.verified, found.note or None, j.polsek, j.polres)
+
+    def classify(text: str) -> Classified:
+        c = classifier.classify(text)
+        return Classified(c.category, round(c.confidence, 3), c.low_confidence, tuple(c.matched))
+
+    def best_match(report: ReportReceived, located: Located, category: str, incidents: list[dict]):
+        if located.lat is None:
+            return None
+        facts = duplicates.ReportFacts(category=category, lat=located.lat, lon=located.lon,
+                                       at=report.received_at, text=report.description, report_id=report.report_id)
+        found = duplicates.best_match(facts, (_open_incident(i) for i in incidents), rules)
+        if found is None:
+            return None
+        return found.incident_id, MatchScore(total=round(found.total, 3), distance_m=round(found.distance_m, 1),
+                                             minutes=round(found.minutes, 1),
+                                             category_score=round(found.category_score, 3),
+                                             text_score=round(found.text_score, 3), reasons=list(found.reasons))
+
+    def office_name(polres: str) -> str:
+        try:
+            return juris.station(polres).office_name
+        except KeyError:  # an area the city file does not know: its id stands for the office
+            return polres.upper()
+
+    def area_code(polres: str) -> str:
+        return polres.removeprefix("polres-").upper()
+
+    return IntakeTools(locate=locate, classify=classify, best_match=best_match, office_name=office_name,
+                       area_code=area_code, resend_window=timedelta(seconds=settings.resend_window_s),
+                       decision_limit=timedelta(seconds=settings.assistance_decision_s))
+
+
+def _open_incident(facts: dict) -> duplicates.OpenIncident:
+    return duplicates.OpenIncident(
+        incident_id=facts["incident_id"], category=facts["category"], lat=facts["lat"], lon=facts["lon"],
+        opened_at=datetime.fromisoformat(facts["opened_at"]),
+        last_report_at=datetime.fromisoformat(facts["last_report_at"]),
+        texts=list(facts["texts"]), report_count=len(facts["report_ids"]))
+
+
+def _str(path) -> str | None:
+    return str(path) if path else None
