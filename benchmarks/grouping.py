@@ -2,14 +2,27 @@
 
     python -m benchmarks.grouping [--events N] [--seed S ...] [--hours H]
 
-A scenario is N events over a few hours in the city of spkt/demo/jakarta.json (at its places or
-at random points in its bounds), each told by 1-5 reports from mixed channels, with the errors
-each channel really has: phone GPS 5-50 m (a few 200-500 m), walk-in reports geocoded to the
-nearest known place, SMS often without coordinates (given the landmark's coordinates when there
-is one, else skipped), delays of 0-30 min after the event (some later), and every report worded
-on its own from per-category templates with synonyms. Deliberately hard cases are mixed in:
-distinct events on the same street at the same time with another category, and same-category
-events a few hundred metres apart.
+A scenario is N events over a few hours in the city of spkt/demo/jakarta.json: a fifth at its
+places (markets, stations, malls: hotspots, so unrelated events there meet), the rest at random
+points in its bounds, named by a street. Each event is told by 1-5 reports (mostly 1-2; fraud and
+lost goods by one) from mixed channels, with the errors each channel has:
+
+- phone, WhatsApp, web: the caller stands up to 60 m from the scene, and the GPS fix is 5-50 m
+  off, 6 % of fixes 200-500 m off (often with an accuracy that claims better);
+- walk-in and social media: geocoded by the call taker to the nearest known place (within
+  400 m) or to the street (50-300 m off), with the geocoder's accuracy (200 m, 250 m);
+- SMS: half without coordinates, given the landmark's when there is one, else skipped;
+- patrol: 5-20 m.
+
+Reports come 0-10 min after the event (65 %), 10-30 min (28 %) or 30-45 min (7 %); walk-ins
+8-40 min. Each report is worded on its own: a per-category sentence with synonyms, some of the
+event's details (the vehicle and its colour, the victim, the place or street) each in one of
+several ways, an opening and a closing, and on phones the usual abbreviations and typos.
+Deliberately hard cases (16 % of events) sit next to an earlier event: another category 20-150 m
+away on the same street within 15 min, or the same category 250-700 m away within 15 min.
+
+The density is a stress test: 400 events in 4 hours is several times what Jakarta's 110 lines
+carry once pranks are set aside (DOMAIN.md), and the hotspots put many of them on 30 places.
 
 Reports are fed in time order to `IncidentGrouper` with `rules_from_catalogue()`. Classification
 is taken as known (the true category), except that ~15 % of reports are "unclassified".
@@ -44,6 +57,8 @@ HARD_SHARE = 0.16
 LANDMARK_ACCURACY_M = 200.0
 STREET_ACCURACY_M = 250.0
 M_PER_DEG = 111_195.0
+SAME_STREET = "same street, other category"
+SAME_CATEGORY = "same category, a few hundred metres"
 
 # --- words ---------------------------------------------------------------------------------------
 # A detail is one fact of the event (its vehicle, colour, victim...), chosen once per event; each
@@ -108,8 +123,10 @@ CATEGORIES: dict[str, dict] = {
                      ["truk dan motor", "truk tabrak motor", "truk dengan motor"],
                      ["dua motor", "motor dengan motor", "motor adu banteng"],
                      ["bus dan mobil", "bus Transjakarta dengan mobil", "bus tabrak mobil"],
-                     ["taksi dan ojol", "taksi dengan ojek online"], ["mobil boks dan angkot", "angkot dengan mobil boks"]],
-            "injury": [["pengendara motor luka di kepala", "korban luka kepala"], ["satu orang pingsan", "korban tidak sadar"],
+                     ["taksi dan ojol", "taksi dengan ojek online"],
+                     ["mobil boks dan angkot", "angkot dengan mobil boks"]],
+            "injury": [["pengendara motor luka di kepala", "korban luka kepala"],
+                       ["satu orang pingsan", "korban tidak sadar"],
                        ["tidak ada korban jiwa", "korban luka ringan"], ["korban patah kaki", "kakinya patah"],
                        ["sopir terjepit", "sopirnya terjepit di kabin"]],
             "spot": [["perempatan", "simpang empat"], ["lampu merah", "traffic light"], ["putaran balik", "u-turn"],
@@ -133,15 +150,18 @@ CATEGORIES: dict[str, dict] = {
         },
         "core": ["kebakaran {object}", "{object} terbakar", "ada api di {object}", "{object} kebakaran",
                  "terlihat api dan asap dari {object}", "{object} dilalap api"],
-        "extras": ["{severity}", "damkar belum datang", "warga coba padamkan pakai ember", "ada orang terjebak di dalam",
+        "extras": ["{severity}", "damkar belum datang", "warga coba padamkan pakai ember",
+                   "ada orang terjebak di dalam",
                    "{severity}, warga panik"],
     },
     "brawl": {
         "weight": 7, "multi": 0.9,
         "details": {
             "who": [["pelajar SMA", "anak sekolah"], ["dua kelompok pemuda", "pemuda dua kampung"],
-                    ["geng motor", "gengster motor"], ["suporter bola", "suporter"], ["warga antar RW", "warga dua RW"]],
-            "weapon": [["bawa senjata tajam", "ada sajam"], ["ada celurit", "bawa celurit"], ["lempar batu", "saling lempar batu"],
+                    ["geng motor", "gengster motor"], ["suporter bola", "suporter"],
+                    ["warga antar RW", "warga dua RW"]],
+            "weapon": [["bawa senjata tajam", "ada sajam"], ["ada celurit", "bawa celurit"],
+                       ["lempar batu", "saling lempar batu"],
                        ["pakai kayu", "bawa balok kayu"]],
         },
         "core": ["tawuran {who}", "{who} tawuran", "ada bentrok {who}", "perkelahian massal {who}",
@@ -176,8 +196,10 @@ CATEGORIES: dict[str, dict] = {
         "weight": 4, "multi": 0.5,
         "details": {
             "who": [["anak umur 7 tahun", "anak kecil tujuh tahun"], ["kakek 78 tahun", "lansia pikun"],
-                    ["remaja perempuan 15 tahun", "anak gadis 15 tahun"], ["anak laki-laki 10 tahun", "bocah 10 tahun"]],
-            "clothes": [["kaos merah", "baju merah"], ["kemeja batik", "batik cokelat"], ["seragam sekolah", "seragam SD"],
+                    ["remaja perempuan 15 tahun", "anak gadis 15 tahun"],
+                    ["anak laki-laki 10 tahun", "bocah 10 tahun"]],
+            "clothes": [["kaos merah", "baju merah"], ["kemeja batik", "batik cokelat"],
+                        ["seragam sekolah", "seragam SD"],
                         ["jaket kuning", "jaket warna kuning"]],
         },
         "core": ["{who} hilang", "{who} terpisah di keramaian", "mencari {who} yang belum pulang",
@@ -186,7 +208,8 @@ CATEGORIES: dict[str, dict] = {
     },
     "fraud": {
         "weight": 4, "multi": 0.0,
-        "details": {"scheme": [["jual beli online", "belanja online"], ["arisan bodong"], ["investasi palsu", "investasi bodong"],
+        "details": {"scheme": [["jual beli online", "belanja online"], ["arisan bodong"],
+                               ["investasi palsu", "investasi bodong"],
                                ["telepon mengaku polisi", "penelepon mengaku polisi"]],
                     "amount": "amount"},
         "core": ["saya tertipu {scheme}", "penipuan {scheme}", "kena tipu {scheme}"],
@@ -195,7 +218,8 @@ CATEGORIES: dict[str, dict] = {
     "lost_goods": {
         "weight": 4, "multi": 0.0,
         "details": {"item": [["dompet", "dompet hitam"], ["KTP dan SIM", "KTP"], ["tas ransel", "ransel"], ["paspor"]],
-                    "where": [["di KRL", "di kereta"], ["di taksi", "di taksi online"], ["di angkot"], ["di bus Transjakarta"]]},
+                    "where": [["di KRL", "di kereta"], ["di taksi", "di taksi online"], ["di angkot"],
+                              ["di bus Transjakarta"]]},
         "core": ["{item} hilang {where}", "kehilangan {item} {where}", "{item} saya tertinggal {where}"],
         "extras": ["butuh surat keterangan kehilangan", "untuk mengurus surat kehilangan"],
     },
@@ -281,7 +305,9 @@ def pick_details(category: str, rng: random.Random) -> dict[str, list[str]]:
     details = {}
     for slot, values in CATEGORIES[category]["details"].items():
         if values == "plate":
-            details[slot] = [f"B {rng.randint(1000, 9999)} {''.join(rng.choice('ABCDEFGHJKLMNPRSTUVWXYZ') for _ in range(rng.choice((2, 3))))}"]
+            number = rng.randint(1000, 9999)
+            letters = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(rng.choice((2, 3))))
+            details[slot] = [f"B {number} {letters}"]
         elif values == "amount":
             amount = rng.choice((2, 3, 4.5, 7, 10, 15, 25))
             details[slot] = [f"Rp {amount} juta".replace(".", ",")]
@@ -306,19 +332,20 @@ def generate(n_events: int, seed: int, hours: float = 4.0, path: Path = DEMO) ->
     hard = Counter()
     while len(events) < n_events:
         event_id = len(events)
-        if events and rng.random() < HARD_SHARE:  # a hard case next to an earlier ordinary event
-            base = rng.choice([e for e in events if not e.hard])
+        ordinary = [e for e in events if not e.hard and e.category in multi]
+        if ordinary and rng.random() < HARD_SHARE:  # a hard case next to an earlier ordinary event
+            base = rng.choice(ordinary)
             dt = timedelta(seconds=rng.uniform(-15 * 60, 15 * 60))
             if rng.random() < 0.5:
-                kind = "same street, other category"
+                kind = SAME_STREET
                 category = rng.choice([c for c in multi if c != base.category])
                 lat, lon = offset(base.lat, base.lon, rng.uniform(20, 150), rng)
             else:
-                kind = "same category, a few hundred metres"
-                category = base.category if CATEGORIES[base.category]["multi"] > 0 else rng.choice(multi)
+                kind = SAME_CATEGORY
+                category = base.category
                 lat, lon = offset(base.lat, base.lon, rng.uniform(250, 700), rng)
             at = min(max(base.at + dt, START), START + timedelta(seconds=span_s))
-            same_street = "street" in kind  # a few hundred metres away is usually another street
+            same_street = kind == SAME_STREET  # a few hundred metres away is usually another street
             events.append(new_event(event_id, category, lat, lon, at, base.place if same_street else None,
                                     base.street if same_street else rng.choice(STREETS), rng, hard=kind))
             hard[kind] += 1
@@ -481,14 +508,21 @@ def run(n_events: int = 400, seed: int = TUNING_SEED, *, hours: float = 4.0, rul
     }
 
 
+def settings() -> str:
+    d = duplicates
+    return (f"weights: text {d.W_TEXT}, distance {d.W_DISTANCE}, category {d.W_CATEGORY}, time {d.W_TIME}; "
+            f"threshold {d.MATCH_THRESHOLD}; half-way at {d.DISTANCE_HALF_M:.0f} m and {d.TIME_HALF_S / 60:.0f} min")
+
+
 def table(runs: list[dict]) -> str:
-    head = f"{'seed':>6} {'events':>7} {'reports':>8} {'skipped':>8} {'incidents':>10} {'pairs':>7} " \
-           f"{'precision':>10} {'recall':>7} {'add µs':>8}"
-    rows = [head, "-" * len(head)]
+    head = f"{'seed':>5} {'events':>7} {'hard':>5} {'reports':>8} {'skipped':>8} {'incidents':>10} {'pairs':>6} " \
+           f"{'precision':>10} {'recall':>7} {'µs/add':>7}"
+    rows = [settings(), head, "-" * len(head)]
     for r in runs:
-        mark = " (tuning)" if r["seed"] == TUNING_SEED else ""
-        rows.append(f"{r['seed']:>6} {r['events']:>7} {r['reports']:>8} {r['skipped_reports']:>8} {r['incidents']:>10} "
-                    f"{r['true_pairs']:>7} {r['precision']:>10.3f} {r['recall']:>7.3f} {r['mean_add_us']:>8.1f}{mark}")
+        mark = "  (tuning)" if r["seed"] == TUNING_SEED else ""
+        rows.append(f"{r['seed']:>5} {r['events']:>7} {sum(r['hard_cases'].values()):>5} {r['reports']:>8} "
+                    f"{r['skipped_reports']:>8} {r['incidents']:>10} {r['true_pairs']:>6} {r['precision']:>10.3f} "
+                    f"{r['recall']:>7.3f} {r['mean_add_us']:>7.0f}{mark}")
     return "\n".join(rows)
 
 

@@ -181,6 +181,7 @@ def _open(report: ReportReceived, report_ids: list[str], located: Located, class
             "incident_id": incident_id, "category": cat.code, "lat": located.lat, "lon": located.lon,
             "opened_at": report.received_at.isoformat(), "last_report_at": report.received_at.isoformat(),
             "texts": [report.description], "report_ids": list(report_ids), "polres": located.polres,
+            "accuracy_m": report.location.accuracy_m,
         }
     return opened
 

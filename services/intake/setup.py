@@ -60,7 +60,8 @@ def build_tools(settings: Settings) -> IntakeTools:
         if located.lat is None:
             return None
         facts = duplicates.ReportFacts(category=category, lat=located.lat, lon=located.lon,
-                                       at=report.received_at, text=report.description, report_id=report.report_id)
+                                       at=report.received_at, text=report.description, report_id=report.report_id,
+                                       accuracy_m=report.location.accuracy_m)
         found = duplicates.best_match(facts, (_open_incident(i) for i in incidents), rules)
         if found is None:
             return None
@@ -88,7 +89,7 @@ def _open_incident(facts: dict) -> duplicates.OpenIncident:
         incident_id=facts["incident_id"], category=facts["category"], lat=facts["lat"], lon=facts["lon"],
         opened_at=datetime.fromisoformat(facts["opened_at"]),
         last_report_at=datetime.fromisoformat(facts["last_report_at"]),
-        texts=list(facts["texts"]), report_count=len(facts["report_ids"]))
+        texts=list(facts["texts"]), report_count=len(facts["report_ids"]), accuracy_m=facts.get("accuracy_m"))
 
 
 def _str(path) -> str | None:

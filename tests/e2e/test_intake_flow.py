@@ -159,8 +159,8 @@ def test_dispatchers_merge_and_split(system):
         a = client.post("/api/v1/reports", json={"channel": "phone_110", "category": "fire",
                                                  "description": "Kebakaran gudang di Tebet",
                                                  "location": {"lat": -6.2260, "lon": 106.8580}}).json()
-        b = client.post("/api/v1/reports", json={"channel": "phone_110", "category": "traffic_accident",
-                                                 "description": "Asap tebal, ada tabrakan karena asap di Tebet",
+        b = client.post("/api/v1/reports", json={"channel": "phone_110", "category": "theft",
+                                                 "description": "Barang warga dijarah saat orang panik di Tebet",
                                                  "location": {"lat": -6.2270, "lon": 106.8590}}).json()
         ia, ib = incident_of(client, a["report_id"]), incident_of(client, b["report_id"])
         assert ia["incident_id"] != ib["incident_id"]

@@ -133,7 +133,7 @@ def test_tokens_and_roles_are_enforced(system):
 
 def test_bad_input_is_refused_with_the_field_named(system):
     with client(system, Role.call_taker) as api:
-        no_place = api.post("/api/v1/reports", json=report_body(location={"landmark": "dekat pohon"}))
+        no_place = api.post("/api/v1/reports", json=report_body(location={"accuracy_m": 10}))
         assert no_place.status_code == 422 and "koordinat" in no_place.text
         bad_lat = api.post("/api/v1/reports", json=report_body(location={"lat": 123, "lon": 106.8}))
         assert bad_lat.status_code == 422 and "lat" in str(bad_lat.json()["detail"][0]["loc"])

@@ -54,7 +54,6 @@ def test_lp_numbers_stay_unique_and_gapless_and_no_report_is_lost_or_doubled(set
                     opened[e.data["report_id"]].add(e.id)
                 elif e.type == "lp.registered" and e.data["report_id"].startswith(f"r-{run}-"):
                     lps[e.data["report_id"]].add((e.id, e.data["lp_number"], e.data["office"], e.data["sequence"]))
-            print("progress", len(opened), len(lps), flush=True)
             return (opened, lps) if len(opened) == REPORTS and len(lps) == REPORTS else None
 
         opened, lps = wait_for(outcomes, timeout=120, what=f"an incident (or attachment) and an LP for each of {REPORTS} reports",

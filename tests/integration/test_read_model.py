@@ -8,12 +8,21 @@ from schemas.events import (
     Candidate, DispatchRecommended, IncidentOpened, UnitPositionReported, UnitRegistered, UnitStatusChanged,
 )
 from schemas.registry import make_event
-from services.intake.domain import open_incident
 from services.projection import tables as t
 from services.projection.projector import Projector, as_aware
 from services.projection.tables import prepare
 
 NOW = datetime(2026, 11, 27, 21, 0, tzinfo=timezone.utc)
+
+
+def _opened(report):
+    from schemas.envelope import derived_id
+    from schemas.events import IncidentOpened
+
+    return IncidentOpened(incident_id=derived_id("incident", report.report_id), number="KJD/JAKSEL/2026/000001",
+                          report_ids=[report.report_id], category="fire", priority="P1", summary="s",
+                          location=report.location, opened_at=NOW, polres="polres-jaksel")
+
 
 
 @pytest.fixture
@@ -36,7 +45,7 @@ def counts(projector):
 
 def test_replaying_an_event_changes_nothing(projector, report):
     envelope, applied = apply(projector, report)
-    incident = open_incident(report)
+    incident = _opened(report)
     opened, _ = apply(projector, incident)
     before = counts(projector)
     assert applied and before["reports"] == 1 and before["incidents"] == 1 and before["timeline"] == 1
@@ -46,11 +55,11 @@ def test_replaying_an_event_changes_nothing(projector, report):
 
 
 def test_the_report_finds_its_incident_whichever_arrives_first(projector, report):
-    apply(projector, open_incident(report))  # the incidents topic was read first
+    apply(projector, _opened(report))  # the incidents topic was read first
     apply(projector, report)
     with projector.sessions() as s:
         link = s.get(t.IncidentReport, report.report_id)
-        assert link.incident_id == open_incident(report).incident_id
+        assert link.incident_id == _opened(report).incident_id
         assert s.get(t.Report, report.report_id).tracking_code == report.tracking_code
 
 
@@ -69,7 +78,7 @@ def test_units_status_and_positions(projector):
 
 
 def test_recommendation_is_kept_with_its_reasons(projector, report):
-    incident = open_incident(report)
+    incident = _opened(report)
     rec = DispatchRecommended(incident_id=incident.incident_id, recommended_at=NOW, excluded=[], candidates=[
         Candidate(unit_id="u1", callsign="P1", kind="car", distance_m=120.0, eta_s=30.0,
                   reasons=["tercepat tiba", "tersedia", "jarak 120 m"])])
@@ -80,3 +89,49 @@ def test_recommendation_is_kept_with_its_reasons(projector, report):
         assert stored.candidates[0]["unit_id"] == "u1" and stored.candidates[0]["reasons"][0] == "tercepat tiba"
         summaries = [e.summary for e in s.scalars(select(t.TimelineEntry).order_by(t.TimelineEntry.at))]
         assert summaries[-1].startswith("Rekomendasi: P1")
+
+
+def test_attach_merge_split_and_lp_keep_every_reporter_linked(projector, report):
+    from schemas.events import IncidentMerged, IncidentSplit, LpRegistered, MatchScore, ReportAttached
+
+    second = report.model_copy(update={"report_id": "r-2", "tracking_code": "SPKT-2222-2222"})
+    third = report.model_copy(update={"report_id": "r-3", "tracking_code": "SPKT-3333-3333"})
+    a, c = _opened(report), _opened(third)
+    for event in (report, second, third, a, c):
+        apply(projector, event)
+    apply(projector, ReportAttached(incident_id=a.incident_id, report_id="r-2", attached_at=NOW, match=MatchScore(
+        total=0.8, distance_m=90, minutes=3, category_score=1, text_score=0.4, reasons=["jarak 90 m"])))
+    apply(projector, IncidentMerged(incident_id=c.incident_id, into=a.incident_id, report_ids=["r-3"],
+                                    merged_by="disp", merged_at=NOW))
+    apply(projector, LpRegistered(lp_number="LP/B/1/XI/2026/SPKT/POLRES X", model="B", office="POLRES X",
+                                  sequence=1, year=2026, report_id=report.report_id, registered_at=NOW))
+    with projector.sessions() as s:
+        links = {l.report_id: (l.incident_id, l.merged) for l in s.scalars(select(t.IncidentReport))}
+        assert links == {report.report_id: (a.incident_id, False), "r-2": (a.incident_id, False),
+                         "r-3": (a.incident_id, True)}
+        assert s.get(t.IncidentReport, "r-2").match["reasons"] == ["jarak 90 m"]
+        assert s.get(t.Incident, c.incident_id).status == "duplicate"
+        assert s.get(t.Incident, c.incident_id).merged_into == a.incident_id
+        assert s.get(t.Incident, a.incident_id).lp_number == "LP/B/1/XI/2026/SPKT/POLRES X"
+        assert s.get(t.Report, report.report_id).lp_number == "LP/B/1/XI/2026/SPKT/POLRES X"
+    apply(projector, IncidentSplit(incident_id=a.incident_id, report_id="r-2", new_incident_id="new-1",
+                                   split_by="disp", split_at=NOW))
+    with projector.sessions() as s:
+        assert s.get(t.IncidentReport, "r-2").incident_id == "new-1"
+
+
+def test_escalations_reach_the_supervisors_list(projector, report):
+    from schemas.events import AssistanceDecided, AssistanceEscalated, TargetBreached
+
+    incident = _opened(report)
+    apply(projector, incident)
+    apply(projector, AssistanceDecided(incident_id=incident.incident_id, decision="decline", reason="tanpa surat",
+                                       decided_by="bripka-andi", decided_at=NOW))
+    apply(projector, AssistanceEscalated(incident_id=incident.incident_id, why="declined", detail="ditolak",
+                                         escalated_at=NOW))
+    apply(projector, TargetBreached(incident_id=incident.incident_id, target="dispatch", due_at=NOW,
+                                    breached_at=NOW + timedelta(seconds=1), priority="P1"))
+    with projector.sessions() as s:
+        whys = sorted(e.why for e in s.scalars(select(t.Escalation)))
+        assert whys == ["declined", "target:dispatch"]
+        assert s.get(t.Incident, incident.incident_id).decision["decided_by"] == "bripka-andi"
