@@ -93,10 +93,11 @@ class OffsetKeeper:
             return SKIPPED  # still draining what was fetched before our seek
         earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp)
         if earliest is not None and earliest > expected:
-            log.warning("%s: offsets %d..%d are gone (retention); going on from %d", tp, expected, earliest - 1,
-                        offset, extra={"topic": tp.topic, "partition": tp.partition})
-            self.next[tp] = offset
-            return HANDLE if offset == earliest or earliest <= offset else SKIPPED
+            log.warning("%s: offsets %d..%d are gone (retention)", tp, expected, earliest - 1,
+                        extra={"topic": tp.topic, "partition": tp.partition})
+            expected = self.next[tp] = earliest
+            if offset == expected:
+                return HANDLE
         log.warning("%s: offsets %d..%d were skipped by the consumer; reading them again", tp, expected, offset - 1,
                     extra={"topic": tp.topic, "partition": tp.partition})
         self.rewinding[tp] = expected

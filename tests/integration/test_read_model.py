@@ -135,3 +135,22 @@ def test_escalations_reach_the_supervisors_list(projector, report):
         whys = sorted(e.why for e in s.scalars(select(t.Escalation)))
         assert whys == ["declined", "target:dispatch"]
         assert s.get(t.Incident, incident.incident_id).decision["decided_by"] == "bripka-andi"
+
+
+def test_a_caller_with_repeated_false_reports_is_flagged_for_the_call_taker(projector, report):
+    from schemas.events import IncidentClosed
+    from services.api.routes.reports import _caller_warning
+
+    phone = report.reporter.phone
+    with projector.sessions() as s:
+        assert _caller_warning(s, phone) is None
+    for n in range(2):
+        r = report.model_copy(update={"report_id": f"prank-{n}", "tracking_code": f"SPKT-PR{n}"})
+        incident = _opened(r)
+        apply(projector, r)
+        apply(projector, incident)
+        apply(projector, IncidentClosed(incident_id=incident.incident_id, disposition="false_report", closed_at=NOW))
+    with projector.sessions() as s:
+        warning = _caller_warning(s, phone)
+        assert warning and "2 kali" in warning and "darurat" in warning
+        assert _caller_warning(s, "+6289999999999") is None

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
@@ -106,6 +107,11 @@ async def _publish(publisher, topic: str, envelope, key: str | None = None) -> N
                             headers={"Retry-After": "5"}) from None
 
 
+def _command_id(principal: Principal, idempotency_key: str | None) -> str:
+    """The same Idempotency-Key names the same command, so a retried request changes nothing new."""
+    return derived_id("command", principal.sub, idempotency_key) if idempotency_key else str(uuid.uuid4())
+
+
 def _command_accepted(command_id: str, incident_id: str) -> JSONResponse:
     body = CommandAccepted(command_id=command_id).model_dump()
     return JSONResponse(body, status_code=202, headers={"Location": f"/api/v1/incidents/{incident_id}"})
@@ -114,13 +120,14 @@ def _command_accepted(command_id: str, incident_id: str) -> JSONResponse:
 @router.post("/{incident_id}/merge", status_code=202, response_model=CommandAccepted,
              responses={404: {"description": NOT_FOUND}, 409: {"description": "Closed or merged already"}})
 async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher, session: SessionDep,
-                         publisher: PublisherDep):
+                         publisher: PublisherDep,
+                         idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """Merge this incident into another (EIDO: REPLACED / REPLACING); its reporters stay informed."""
     if body.into == incident_id:
         raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian tidak dapat digabung dengan dirinya sendiri")
     source = _open_incident(session, incident_id, principal)
     _open_incident(session, body.into, principal)
-    command_id = str(uuid.uuid4())
+    command_id = _command_id(principal, idempotency_key)
     area = source.polres or UNLOCATED
     command = MergeIncidents(command_id=command_id, area=area, incident_id=incident_id, into=body.into,
                              requested_by=principal.sub, reason=body.reason)
@@ -131,7 +138,8 @@ async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher,
 @router.post("/{incident_id}/split", status_code=202, response_model=CommandAccepted,
              responses={404: {"description": NOT_FOUND}, 409: {"description": "Not a report of this incident"}})
 async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, session: SessionDep,
-                       publisher: PublisherDep):
+                       publisher: PublisherDep,
+                       idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """Take a report out of this incident into a new incident of its own (EIDO: SPLIT)."""
     incident = _open_incident(session, incident_id, principal)
     link = session.get(t.IncidentReport, body.report_id)
@@ -141,7 +149,7 @@ async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, s
     if session.scalar(select(t.IncidentReport).filter_by(incident_id=incident_id)
                       .where(t.IncidentReport.report_id != body.report_id)) is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian ini hanya punya satu laporan; tidak ada yang dipisah")
-    command_id = str(uuid.uuid4())
+    command_id = _command_id(principal, idempotency_key)
     as_received = {"report_id": report.report_id, "tracking_code": report.tracking_code, "channel": report.channel,
                    "reporter": report.reporter, "description": report.description, "category": report.category,
                    "location": report.location, "received_at": as_aware(report.received_at).isoformat(),

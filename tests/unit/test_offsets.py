@@ -1,0 +1,83 @@
+"""OffsetKeeper with a stand-in consumer: commits only what was handled, in order; re-reads jumps."""
+import asyncio
+from types import SimpleNamespace
+
+from faust.types import TP
+
+from services.streaming import HANDLE, SEEN, SKIPPED, OffsetKeeper
+
+P0 = TP("spkt.reports", 0)
+
+
+class FakeConsumer:
+    def __init__(self, committed=None, earliest=0):
+        self._committed_offset = dict(committed or {})
+        self.earliest = earliest
+        self.seeks, self.commits = [], []
+
+    async def earliest_offsets(self, *tps):
+        return {tp: self.earliest for tp in tps}
+
+    async def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+    async def _commit(self, offsets):
+        self.commits.append(dict(offsets))
+        return True
+
+
+def keeper(**consumer):
+    app = SimpleNamespace(consumer=FakeConsumer(**consumer), consumer_generation_id=1,
+                          flow_control=SimpleNamespace(is_active=lambda: True))
+    return OffsetKeeper(app), app
+
+
+def msg(offset, tp=P0):
+    return SimpleNamespace(tp=tp, offset=offset)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_messages_in_order_are_handled_and_committed_after_the_last_one():
+    k, app = keeper(committed={P0: 10})
+    for offset in (10, 11, 12):
+        assert run(k.check(msg(offset))) == HANDLE
+        k.handled(msg(offset))
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 13}]
+
+
+def test_a_jump_seeks_back_and_nothing_past_the_hole_is_handled_or_committed():
+    k, app = keeper(committed={P0: 10})
+    assert run(k.check(msg(10))) == HANDLE
+    k.handled(msg(10))
+    assert run(k.check(msg(14))) == SKIPPED  # 11..13 were skipped by the consumer
+    assert app.consumer.seeks == [(P0, 11)]
+    assert run(k.check(msg(15))) == SKIPPED  # still draining the old prefetch: no second seek
+    assert app.consumer.seeks == [(P0, 11)]
+    assert run(k.check(msg(11))) == HANDLE
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 11}]
+
+
+def test_a_message_seen_before_is_not_handled_again():
+    k, _ = keeper(committed={P0: 10})
+    assert run(k.check(msg(9))) == SEEN
+
+
+def test_offsets_removed_by_retention_are_passed_over_with_a_warning():
+    k, app = keeper(committed={P0: 10}, earliest=50)
+    assert run(k.check(msg(50))) == HANDLE
+    assert app.consumer.seeks == []
+
+
+def test_a_new_assignment_drops_uncommitted_progress_and_never_commits_mid_rebalance():
+    k, app = keeper(committed={P0: 10})
+    run(k.check(msg(10)))
+    k.handled(msg(10))
+    app.consumer_generation_id = 2
+    run(k.commit(force=True))
+    assert app.consumer.commits == []
+    assert run(k.check(msg(10))) == HANDLE  # re-read from the committed offset of the new assignment
