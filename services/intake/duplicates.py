@@ -419,6 +419,48 @@ def _text_words(score: float) -> str:
 
 
 # --- scoring -----------------------------------------------------------------------------------
+# --- details that tell two events apart -------------------------------------------------------
+# Dispatchers separate look-alike reports by their details: "motor merah" is not "motor hitam",
+# and two plate numbers are two vehicles. A colour named on both sides with none in common costs
+# CONFLICT_PENALTY; differing plates rule the match out.
+CONFLICT_PENALTY = 0.1
+COLOUR_WORDS = {
+    "merah": "merah", "hitam": "hitam", "putih": "putih", "biru": "biru", "abu": "abu", "abu-abu": "abu",
+    "silver": "perak", "perak": "perak", "kuning": "kuning", "hijau": "hijau", "coklat": "coklat",
+    "cokelat": "coklat", "oranye": "oranye", "jingga": "oranye", "ungu": "ungu", "pink": "merah muda",
+}
+_PLATE = re.compile(r"\b([A-Z]{1,2})\s?(\d{1,4})\s?([A-Z]{1,3})\b")
+
+
+# Colour words that name a place or a thing, not the colour of what was seen.
+_NOT_A_COLOUR = re.compile(r"\b(lampu|palang|plat|pelat|zona|bendera|kartu) (merah|putih|kuning|hijau|hitam)\b")
+
+
+def _colours(text: str) -> set[str]:
+    words = re.findall(r"[a-z-]+", _NOT_A_COLOUR.sub(" ", text.lower()))
+    out = {COLOUR_WORDS[w] for w in words if w in COLOUR_WORDS}
+    if "muda" in words and "merah" in out:  # merah muda is pink, not red
+        out.discard("merah")
+        out.add("merah muda")
+    return out
+
+
+def _plates(text: str) -> set[str]:
+    return {"".join(m) for m in _PLATE.findall(text)}
+
+
+def conflicting_details(text: str, texts: Iterable[str]) -> tuple[str, str] | None:
+    """("plat nomor" | "warna", what differs) when the report's details contradict the incident's."""
+    others = " ".join(texts)
+    mine, theirs = _plates(text), _plates(others)
+    if mine and theirs and not mine & theirs:
+        return "plat nomor", f"{', '.join(sorted(mine))} / {', '.join(sorted(theirs))}"
+    mine, theirs = _colours(text), _colours(others)
+    if mine and theirs and not mine & theirs:
+        return "warna", f"{', '.join(sorted(mine))} / {', '.join(sorted(theirs))}"
+    return None
+
+
 def score(report: ReportFacts, incident: OpenIncident, rules: MatchRules) -> MatchScore | None:
     """How well the report matches the incident, or None when it cannot be the same event.
 
@@ -446,12 +488,18 @@ def score(report: ReportFacts, incident: OpenIncident, rules: MatchRules) -> Mat
         return None
     distance_score = falloff(beyond, radius, DISTANCE_HALF_M)
     time_score = falloff(gap, window, TIME_HALF_S)
+    conflict = conflicting_details(report.text, incident.texts)
+    if conflict is not None and conflict[0] == "plat nomor":
+        return None  # two plate numbers: two vehicles, two events
     text_score = incident_text_similarity(report.text, incident.texts)
     total = (W_DISTANCE * distance_score + W_TIME * time_score + W_CATEGORY * category_score
              + W_TEXT * text_score)
     minutes = gap / 60.0
     reasons = [_distance_words(metres, uncertainty), _minutes_words(minutes),
                _category_words(rep_cat, inc_cat, category_score), _text_words(text_score)]
+    if conflict is not None:
+        total -= CONFLICT_PENALTY
+        reasons.append(f"{conflict[0]} berbeda ({conflict[1]})")
     return MatchScore(incident_id=incident.incident_id, total=min(1.0, max(0.0, total)), distance_m=metres,
                       minutes=minutes, category_score=category_score, text_score=text_score,
                       distance_score=distance_score, time_score=time_score, uncertainty_m=uncertainty,

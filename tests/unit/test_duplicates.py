@@ -361,3 +361,14 @@ def test_the_benchmark_tells_a_broken_grouper_from_a_good_one():
     attach_everything = grouping.run(60, seed=8, threshold=0.0)
     attach_nothing = grouping.run(60, seed=8, threshold=1.01)
     assert attach_everything["precision"] < 0.9 and attach_nothing["recall"] == 0.0
+
+
+def test_contradicting_details_tell_look_alike_reports_apart():
+    from services.intake.duplicates import conflicting_details
+
+    assert conflicting_details("motor Beat merah dicuri", ["motor hitam hilang di parkiran"])[0] == "warna"
+    assert conflicting_details("motor merah dicuri", ["motor warna merah diambil orang"]) is None
+    assert conflicting_details("tabrakan di lampu merah, mobil putih", ["mobil putih menabrak motor"]) is None
+    assert conflicting_details("mobil B 1234 KJT", ["mobil plat B 9876 ZZ kabur"])[0] == "plat nomor"
+    assert conflicting_details("mobil B 1234 KJT", ["mobil B1234KJT kabur"]) is None
+    assert conflicting_details("ada kebakaran", ["asap hitam tebal"]) is None
