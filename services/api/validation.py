@@ -87,8 +87,13 @@ def indonesian(error: dict) -> str:
     template = _MESSAGES.get(kind)
     if template is None:
         return str(error.get("msg", "tidak sah"))
+    ctx = {}
+    for key, value in (error.get("ctx") or {}).items():
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # "paling besar 90", not "90.0"
+        ctx[key] = str(value).replace(" or ", " atau ")
     try:
-        return template.format(**(error.get("ctx") or {}))
+        return template.format(**ctx)
     except (KeyError, IndexError):
         return template
 
