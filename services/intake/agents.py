@@ -1,6 +1,8 @@
 """Thin agents: decode, ask the domain, publish."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
 from schemas.events import EventData, MergeIncidents, ReportReceived, SplitReport
@@ -53,7 +55,10 @@ async def intake_clock(stream):
     await handle_each(app, SERVICE, stream, on_incident_event)
 
 
-_announced: set[str] = set()
+# Breaches said but not yet seen back by the clock agent (bounded: the oldest are forgotten;
+# saying one again is harmless, its id is derived).
+_announced: OrderedDict[str, None] = OrderedDict()
+ANNOUNCED_KEPT = 10_000
 
 
 @app.timer(interval=1.0)
@@ -65,4 +70,6 @@ async def breach_targets() -> None:
             continue
         await publish(app, Outgoing(topics.topic_for(event.event_type),
                                     make_event(event, source=SOURCE, event_id=event_id)))
-        _announced.add(event_id)
+        _announced[event_id] = None
+        if len(_announced) > ANNOUNCED_KEPT:
+            _announced.popitem(last=False)

@@ -75,4 +75,7 @@ def _mark(timers: Timers, incident_id: str, entry: dict, target: str, state: str
     if current is None or (only_if is not None and current["state"] != only_if):
         return
     current["state"] = state
-    timers[incident_id] = entry  # write back: a table must see the change to keep it
+    if all(t["state"] != PENDING for t in entry["targets"].values()):
+        del timers[incident_id]  # nothing left to watch: the clock stops for this incident
+    else:
+        timers[incident_id] = entry  # write back: a table must see the change to keep it
