@@ -22,7 +22,7 @@ from schemas.events import (
     MatchScore, MergeIncidents, ReportAttached, ReportReceived, SplitReport,
 )
 
-from .categories import UNCLASSIFIED, category
+from .categories import category
 
 SUMMARY_LENGTH = 160
 ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")

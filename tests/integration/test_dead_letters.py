@@ -1,11 +1,10 @@
 """A worker on the real broker sets aside what it cannot handle, with the reason, and goes on."""
-import json
 
 import pytest
 
 from deploy.stack import group_has_members
 from schemas import topics
-from schemas.envelope import Envelope, derived_id
+from schemas.envelope import derived_id
 from schemas.registry import make_event
 from tests.support import Process, events_on, produce, publish, wait_for
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import func, select
 
 from schemas.events import (
-    Candidate, DispatchRecommended, IncidentOpened, UnitPositionReported, UnitRegistered, UnitStatusChanged,
+    Candidate, DispatchRecommended, UnitPositionReported, UnitRegistered, UnitStatusChanged,
 )
 from schemas.registry import make_event
 from services.projection import tables as t

@@ -5,7 +5,7 @@ import pytest
 
 from schemas.events import (
     AssistanceDecided, CommandRejected, IncidentMerged, IncidentOpened, IncidentSplit, LpRegistered, Location,
-    MatchScore, MergeIncidents, ReportAttached, ReportReceived, Reporter, SplitReport, TargetBreached, UnitAssigned,
+    MatchScore, MergeIncidents, ReportAttached, ReportReceived, Reporter, SplitReport, UnitAssigned,
 )
 from services.intake import domain, timers
 from services.intake.domain import AreaState, Classified, IntakeTools, Located
