@@ -207,14 +207,19 @@ def test_three_broker_cluster(tmp_path: Path, clusters) -> None:
 
     client = admin(cluster.bootstrap)
     try:
-        meta = client.describe_cluster()
+        # Each broker answers metadata from its own view, which may lag the controller a moment.
+        def all_three():
+            found = client.describe_cluster()
+            return found if len(found["brokers"]) == 3 else None
+
+        meta = wait_for(all_three, "all three brokers in the metadata")
         assert sorted(b["broker_id"] for b in meta["brokers"]) == [1, 2, 3]
         assert sorted(b["port"] for b in meta["brokers"]) == ports
         client.create_topics([NewTopic("spkt.test.replicated", num_partitions=3, replication_factor=3)])
         partitions = wait_for(lambda: topic_partitions(client, "spkt.test.replicated"), "the topic's partitions")
         assert len(partitions) == 3
         assert all(sorted(p["replica_nodes"]) == [1, 2, 3] for p in partitions)
-        assert "spkt.test.replicated" in client.list_topics()
+        wait_for(lambda: "spkt.test.replicated" in client.list_topics(), "the topic listed by the cluster")
     finally:
         client.close()
 
