@@ -58,13 +58,15 @@ class OffsetKeeper:
     """The next offset to handle in each partition, and the offsets to commit (one per faust app)."""
 
     commit_every_s = 0.5
+    rewind_patience_s = 5.0  # a seek whose offset has not come back by then is made again
+    rewind_attempts = 2  # ... this many times, then the worker restarts
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
         self.generation: int | None = None
         self.next: dict = {}  # tp -> next offset to handle
         self.pending: dict = {}  # tp -> offset to commit
-        self.rewinding: dict = {}  # tp -> offset we sought back to
+        self.rewinding: dict = {}  # tp -> (offset we sought back to, when, seeks repeated)
         self.last_commit = 0.0
 
     def _start_generation(self) -> None:
@@ -89,8 +91,23 @@ class OffsetKeeper:
             return HANDLE
         if offset < expected:
             return SEEN
-        if self.rewinding.get(tp) == expected:
-            return SKIPPED  # still draining what was fetched before our seek
+        rewind = self.rewinding.get(tp)
+        if rewind is not None and rewind[0] == expected:
+            if time.monotonic() - rewind[1] < self.rewind_patience_s:
+                return SKIPPED  # still draining what was fetched before our seek
+            attempts = rewind[2] + 1
+            if attempts > self.rewind_attempts:
+                # The consumer will not give it back: a fresh process starts from the committed
+                # offset, which never passed it (supervisord restarts us; the group rebalances).
+                log.error("%s: offset %d never came back after %d seeks; restarting the worker", tp, expected,
+                          attempts - 1, extra={"topic": tp.topic, "partition": tp.partition})
+                await self.app.crash(RuntimeError(f"{tp} stuck before offset {expected}"))
+                return SKIPPED
+            log.warning("%s: offset %d has not come back after seeking; seeking again", tp, expected,
+                        extra={"topic": tp.topic, "partition": tp.partition})
+            self.rewinding[tp] = (expected, time.monotonic(), attempts)
+            await self.app.consumer.seek(tp, expected)
+            return SKIPPED
         earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp)
         if earliest is not None and earliest > expected:
             log.warning("%s: offsets %d..%d are gone (retention)", tp, expected, earliest - 1,
@@ -100,7 +117,7 @@ class OffsetKeeper:
                 return HANDLE
         log.warning("%s: offsets %d..%d were skipped by the consumer; reading them again", tp, expected, offset - 1,
                     extra={"topic": tp.topic, "partition": tp.partition})
-        self.rewinding[tp] = expected
+        self.rewinding[tp] = (expected, time.monotonic(), 0)
         await self.app.consumer.seek(tp, expected)
         return SKIPPED
 

@@ -27,7 +27,7 @@ def test_lp_numbers_stay_unique_and_gapless_and_no_report_is_lost_or_doubled(set
         wait_for(lambda: group_members(settings, "spkt-intake") == 2, timeout=90, what="two intake workers in the group",
                  interval=0.5)
         at = datetime.now(timezone.utc)
-        sent = []
+        sent, where, seen = [], {}, {}
         for n in range(REPORTS):
             office = offices[n % len(offices)]
             report = ReportReceived(
@@ -38,8 +38,9 @@ def test_lp_numbers_stay_unique_and_gapless_and_no_report_is_lost_or_doubled(set
                 category="lost_goods", received_at=at + timedelta(seconds=n))
             envelope = make_event(report, source="/test", event_id=derived_id("test", run, str(n)))
             publish_keyed = envelope.model_copy(update={"subject": office})  # keyed by area, as the API does
-            publish(settings, topics.REPORTS, publish_keyed)
+            meta = publish(settings, topics.REPORTS, publish_keyed)
             sent.append(report.report_id)
+            where[report.report_id] = (meta.partition, meta.offset)
             if n == REPORTS // 3:  # kill one worker mid-stream, then bring it back
                 workers[0].popen.kill()
                 workers[0].stop()
@@ -54,10 +55,16 @@ def test_lp_numbers_stay_unique_and_gapless_and_no_report_is_lost_or_doubled(set
                     opened[e.data["report_id"]].add(e.id)
                 elif e.type == "lp.registered" and e.data["report_id"].startswith(f"r-{run}-"):
                     lps[e.data["report_id"]].add((e.id, e.data["lp_number"], e.data["office"], e.data["sequence"]))
+            seen.update(opened=set(opened), lps=set(lps))
             return (opened, lps) if len(opened) == REPORTS and len(lps) == REPORTS else None
 
-        opened, lps = wait_for(outcomes, timeout=120, what=f"an incident (or attachment) and an LP for each of {REPORTS} reports",
-                               interval=1.0)
+        try:
+            opened, lps = wait_for(outcomes, timeout=120, interval=1.0,
+                                   what=f"an incident (or attachment) and an LP for each of {REPORTS} reports")
+        except AssertionError:
+            missing = sorted(where[r] for r in sent if r not in seen.get("opened", ()))
+            raise AssertionError(f"no outcome for {len(missing)} reports at (partition, offset) {missing}; "
+                                 f"logs in {tmp_path}") from None
         # Redelivery may repeat a message, never with another id: one distinct outcome per report.
         assert {r: len(ids) for r, ids in opened.items() if len(ids) != 1} == {}
         assert {r: len(v) for r, v in lps.items() if len(v) != 1} == {}

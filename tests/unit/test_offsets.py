@@ -21,13 +21,17 @@ class FakeConsumer:
     async def seek(self, tp, offset):
         self.seeks.append((tp, offset))
 
+    async def crash(self, exc):
+        self.crashed = exc
+
     async def _commit(self, offsets):
         self.commits.append(dict(offsets))
         return True
 
 
 def keeper(**consumer):
-    app = SimpleNamespace(consumer=FakeConsumer(**consumer), consumer_generation_id=1,
+    fake = FakeConsumer(**consumer)
+    app = SimpleNamespace(consumer=fake, consumer_generation_id=1, crash=fake.crash,
                           flow_control=SimpleNamespace(is_active=lambda: True))
     return OffsetKeeper(app), app
 
@@ -81,3 +85,15 @@ def test_a_new_assignment_drops_uncommitted_progress_and_never_commits_mid_rebal
     run(k.commit(force=True))
     assert app.consumer.commits == []
     assert run(k.check(msg(10))) == HANDLE  # re-read from the committed offset of the new assignment
+
+
+def test_a_seek_whose_offset_never_comes_back_is_made_again():
+    k, app = keeper(committed={P0: 10})
+    k.rewind_patience_s = 0.0
+    assert run(k.check(msg(12))) == SKIPPED
+    assert run(k.check(msg(13))) == SKIPPED
+    assert app.consumer.seeks == [(P0, 10), (P0, 10)]
+    run(k.check(msg(14)))
+    assert not hasattr(app.consumer, "crashed")
+    run(k.check(msg(15)))  # the seek never works: the worker restarts rather than wait forever
+    assert "stuck before offset 10" in str(app.consumer.crashed)
