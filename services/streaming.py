@@ -93,21 +93,7 @@ class OffsetKeeper:
             return SEEN
         rewind = self.rewinding.get(tp)
         if rewind is not None and rewind[0] == expected:
-            if time.monotonic() - rewind[1] < self.rewind_patience_s:
-                return SKIPPED  # still draining what was fetched before our seek
-            attempts = rewind[2] + 1
-            if attempts > self.rewind_attempts:
-                # The consumer will not give it back: a fresh process starts from the committed
-                # offset, which never passed it (supervisord restarts us; the group rebalances).
-                log.error("%s: offset %d never came back after %d seeks; restarting the worker", tp, expected,
-                          attempts - 1, extra={"topic": tp.topic, "partition": tp.partition})
-                await self.app.crash(RuntimeError(f"{tp} stuck before offset {expected}"))
-                return SKIPPED
-            log.warning("%s: offset %d has not come back after seeking; seeking again", tp, expected,
-                        extra={"topic": tp.topic, "partition": tp.partition})
-            self.rewinding[tp] = (expected, time.monotonic(), attempts)
-            await self.app.consumer.seek(tp, expected)
-            return SKIPPED
+            return SKIPPED  # still draining what was fetched before our seek (watch() retries)
         earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp)
         if earliest is not None and earliest > expected:
             log.warning("%s: offsets %d..%d are gone (retention)", tp, expected, earliest - 1,
@@ -120,6 +106,27 @@ class OffsetKeeper:
         self.rewinding[tp] = (expected, time.monotonic(), 0)
         await self.app.consumer.seek(tp, expected)
         return SKIPPED
+
+    async def watch(self) -> None:
+        """Seeks whose offset has not come back: seek again; after a few tries, restart the worker.
+
+        Run by a timer, not per message: a partition can stall without delivering anything."""
+        now = time.monotonic()
+        for tp, (expected, since, attempts) in list(self.rewinding.items()):
+            if now - since < self.rewind_patience_s:
+                continue
+            if attempts >= self.rewind_attempts:
+                # The consumer will not give it back: a fresh process starts from the committed
+                # offset, which never passed it (supervisord restarts us; the group rebalances).
+                log.error("%s: offset %d never came back after %d seeks; restarting the worker", tp, expected,
+                          attempts + 1, extra={"topic": tp.topic, "partition": tp.partition})
+                self.rewinding.clear()
+                await self.app.crash(RuntimeError(f"{tp} stuck before offset {expected}"))
+                return
+            log.warning("%s: offset %d has not come back after seeking; seeking again", tp, expected,
+                        extra={"topic": tp.topic, "partition": tp.partition})
+            self.rewinding[tp] = (expected, now, attempts + 1)
+            await self.app.consumer.seek(tp, expected)
 
     def handled(self, message) -> None:
         self.next[message.tp] = message.offset + 1
@@ -190,6 +197,7 @@ def make_app(service: str, settings: Settings) -> faust.App:
 
     @app.timer(interval=OffsetKeeper.commit_every_s)
     async def commit_handled_offsets() -> None:
+        await app.offsets.watch()
         await app.offsets.commit(force=True)
 
     return app
