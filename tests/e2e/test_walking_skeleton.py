@@ -85,7 +85,7 @@ def test_a_report_becomes_an_incident_with_the_nearest_unit_recommended(system):
 
         def recommended():
             r = api.get(f"/api/v1/incidents/{report['incident_id']}")
-            return r.status_code == 200 and r.json()["recommendation"] and r.json()
+            return r.status_code == 200 and r.json()["recommendation"] and len(r.json()["timeline"]) >= 2 and r.json()
         incident = wait_for(recommended, timeout=30, what="the incident's recommendation")
         latency = time.monotonic() - started
         print(f"\nreport → recommendation visible through the API: {latency * 1000:.0f} ms")

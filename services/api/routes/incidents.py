@@ -52,6 +52,9 @@ def _recommendation(session, incident_id: str) -> RecommendationOut | None:
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
 def get_incident(incident_id: str, principal: IncidentReader, session: SessionDep) -> IncidentOut:
     incident = _visible_incident(session, incident_id, principal)
+    # Read what comes last in the flow first: each read sees the latest commit, so the timeline
+    # read after it then holds at least what the recommendation implies.
+    recommendation = _recommendation(session, incident_id)
     reports = session.scalars(select(t.IncidentReport.report_id).filter_by(incident_id=incident_id)
                               .order_by(t.IncidentReport.linked_at)).all()
     assignments = session.scalars(select(t.Assignment).filter_by(incident_id=incident_id)
@@ -66,7 +69,7 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
         assignments=[AssignmentOut(assignment_id=a.assignment_id, unit_id=a.unit_id, status=a.status,
                                    assigned_by=a.assigned_by, assigned_at=as_aware(a.assigned_at))
                      for a in assignments],
-        recommendation=_recommendation(session, incident_id),
+        recommendation=recommendation,
         timeline=[TimelineItem(at=as_aware(e.at), type=e.type, actor=e.actor, summary=e.summary) for e in timeline],
         disposition=incident.disposition, lp_number=incident.lp_number,
         timers={"targets": incident.targets or {}}, polres=incident.polres,
