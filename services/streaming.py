@@ -86,6 +86,10 @@ class OffsetKeeper:
         expected = self.next.get(tp)
         if expected is None:
             expected = self.app.consumer._committed_offset.get(tp)
+        if expected is None:
+            # Never committed: the group reads this partition from its start (auto reset "earliest"),
+            # so anything before the first message seen here was skipped, not absent.
+            expected = (await self.app.consumer.earliest_offsets(tp)).get(tp)
         if expected is None or offset == expected:
             self.rewinding.pop(tp, None)
             return HANDLE

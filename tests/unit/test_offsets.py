@@ -99,3 +99,10 @@ def test_a_seek_whose_offset_never_comes_back_is_made_again_then_the_worker_rest
     assert not hasattr(app.consumer, "crashed")
     run(k.watch())  # still nothing: the worker restarts rather than wait forever
     assert "stuck before offset 10" in str(app.consumer.crashed)
+
+
+def test_a_partition_never_committed_is_read_from_its_start():
+    k, app = keeper(committed={}, earliest=0)
+    assert run(k.check(msg(3))) == SKIPPED  # 0..2 were skipped by the consumer
+    assert app.consumer.seeks == [(P0, 0)]
+    assert run(k.check(msg(0))) == HANDLE
