@@ -75,6 +75,7 @@ class ReportReceived(EventData):
     occurred_at: AwareDatetime | None = None
     received_at: AwareDatetime
     received_by: str | None = Field(default=None, description="Token subject of the call taker or unit")
+    panic_unit_id: str | None = Field(default=None, description="the unit whose panic button made this report")
     assistance_request: bool = False
     area: str | None = Field(default=None, description="Polres the report was routed to (its Kafka key)")
     lp_model: Literal["A", "B"] | None = Field(default=None, description="An LP is made at once (A: officer, B: public)")
@@ -105,6 +106,20 @@ class IncidentOpened(EventData):
     assistance_request: bool = False
     response_plan: list[dict] = Field(default_factory=list)
     targets: dict[str, AwareDatetime] = Field(default_factory=dict, description="target name -> due time")
+    panic_unit_id: str | None = Field(default=None, description="opened by this unit's panic button")
+
+
+class IncidentRelocated(EventData):
+    """A dispatcher corrected where the incident is; dispatch recommends again from there."""
+
+    event_type = "incident.relocated"
+    subject_field = "incident_id"
+
+    incident_id: str
+    location: Location
+    relocated_by: str
+    relocated_at: AwareDatetime
+    reason: str | None = None
 
 
 class MatchScore(BaseModel):
@@ -252,6 +267,9 @@ class Candidate(BaseModel):
     distance_m: float
     eta_s: float
     reasons: list[str]
+    warnings: list[str] = Field(default_factory=list, description="e.g. pulled from a turjawali duty")
+    conditional: bool = Field(default=False, description="conditionally available: on a duty, pulled with a record")
+    meets: str | None = Field(default=None, description="the response-plan line it fills, e.g. inafis")
 
 
 class Exclusion(BaseModel):
@@ -268,6 +286,9 @@ class DispatchRecommended(EventData):
     candidates: list[Candidate]
     excluded: list[Exclusion]
     recommended_at: AwareDatetime
+    excluded_counts: dict[str, int] = Field(default_factory=dict, description="reason code -> units, over all units")
+    shortfalls: list[str] = Field(default_factory=list, description="response-plan lines nobody can fill")
+    trigger: str = Field(default="incident.opened", description="the event that asked for it")
 
 
 class UnitRegistered(EventData):
@@ -280,6 +301,9 @@ class UnitRegistered(EventData):
     station: str
     capabilities: list[str] = Field(default_factory=list)
     registered_at: AwareDatetime
+    shift_start_h: int | None = Field(default=None, ge=0, le=23, description="on duty from this hour (WIB)")
+    shift_end_h: int | None = Field(default=None, ge=0, le=23, description="... to this hour; None: always")
+    jurisdiction: str | None = Field(default=None, description="the Polres it serves")
 
 
 class UnitStatusChanged(EventData):
@@ -291,6 +315,10 @@ class UnitStatusChanged(EventData):
     previous_status: UnitStatus | None = None
     incident_id: str | None = None
     changed_at: AwareDatetime
+    status_version: int | None = Field(default=None, description="per unit, from dispatch: older ones are ignored")
+    command_id: str | None = None
+    changed_by: str | None = None
+    assignment_id: str | None = None
 
 
 class UnitPositionReported(EventData):
@@ -315,6 +343,132 @@ class UnitAssigned(EventData):
     assigned_by: str
     assigned_at: AwareDatetime
     override_reason: str | None = None
+    command_id: str | None = None
+    automatic: bool = Field(default=False, description="assigned by dispatch itself (category configured for it)")
+    callsign: str | None = None
+    warning: str | None = Field(default=None, description="e.g. pulled from a turjawali duty")
+
+
+class AssignmentAcknowledged(EventData):
+    """The unit accepted the assignment."""
+
+    event_type = "assignment.acknowledged"
+    subject_field = "incident_id"
+
+    assignment_id: str
+    incident_id: str
+    unit_id: str
+    acknowledged_at: AwareDatetime
+    command_id: str | None = None
+
+
+class AssignmentDeclined(EventData):
+    """The unit declined the assignment (with its reason); dispatch recommends again."""
+
+    event_type = "assignment.declined"
+    subject_field = "incident_id"
+
+    assignment_id: str
+    incident_id: str
+    unit_id: str
+    reason: str
+    declined_at: AwareDatetime
+    command_id: str | None = None
+
+
+class AssignmentUnacknowledged(EventData):
+    """No acknowledgement within the limit: an alert, and dispatch recommends again."""
+
+    event_type = "assignment.unacknowledged"
+    subject_field = "incident_id"
+
+    assignment_id: str
+    incident_id: str
+    unit_id: str
+    assigned_at: AwareDatetime
+    waited_s: float
+    alerted_at: AwareDatetime
+
+
+class UnitArrived(EventData):
+    """A unit reached the scene (on_scene): meets the incident's on-scene target."""
+
+    event_type = "unit.arrived"
+    subject_field = "incident_id"
+
+    assignment_id: str | None = None
+    incident_id: str
+    unit_id: str
+    arrived_at: AwareDatetime
+
+
+class AssignmentEnded(EventData):
+    """The unit is no longer on the incident: cleared, cancelled or declined."""
+
+    event_type = "assignment.ended"
+    subject_field = "incident_id"
+
+    assignment_id: str | None = None
+    incident_id: str
+    unit_id: str
+    why: Literal["cleared", "cancelled", "declined"]
+    ended_at: AwareDatetime
+
+
+class RecommendationRequested(EventData):
+    """A dispatcher (or a field unit asking for backup) wants a fresh recommendation."""
+
+    event_type = "recommendation.requested"
+    subject_field = "incident_id"
+
+    request_id: str
+    incident_id: str
+    requested_by: str
+    requested_at: AwareDatetime
+    backup: bool = Field(default=False, description="a backup request from a unit on the incident")
+    unit_id: str | None = Field(default=None, description="the unit asking for backup")
+    reason: str | None = None
+
+
+# --- commands for one unit: on spkt.unit-commands, keyed by unit_id, so one dispatch worker at a
+# time decides for each unit (no double assignment) ------------------------------------------------
+class AssignUnit(EventData):
+    event_type = "assign-unit"
+    subject_field = "unit_id"
+
+    command_id: str
+    unit_id: str
+    incident_id: str
+    requested_by: str
+    requested_at: AwareDatetime
+    override_reason: str | None = None
+    automatic: bool = False
+
+
+class ChangeUnitStatus(EventData):
+    event_type = "change-unit-status"
+    subject_field = "unit_id"
+
+    command_id: str
+    unit_id: str
+    status: UnitStatus
+    incident_id: str | None = None
+    requested_by: str
+    requested_at: AwareDatetime
+    reason: str | None = None
+
+
+class RespondToAssignment(EventData):
+    event_type = "respond-to-assignment"
+    subject_field = "unit_id"
+
+    command_id: str
+    unit_id: str
+    assignment_id: str
+    accept: bool
+    reason: str | None = None
+    requested_by: str
+    requested_at: AwareDatetime
 
 
 Disposition = Literal[
@@ -375,4 +529,14 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     CommandRejected,
     MergeIncidents,
     SplitReport,
+    AssignmentAcknowledged,
+    AssignmentDeclined,
+    AssignmentUnacknowledged,
+    UnitArrived,
+    AssignmentEnded,
+    RecommendationRequested,
+    AssignUnit,
+    ChangeUnitStatus,
+    RespondToAssignment,
+    IncidentRelocated,
 )

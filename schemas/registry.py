@@ -67,3 +67,13 @@ def decode(envelope: Envelope) -> EventData:
 def parse(raw: bytes | str | None) -> tuple[Envelope, EventData]:
     envelope = Envelope.from_bytes(raw)
     return envelope, decode(envelope)
+
+
+def record_events(events: list[EventData], at: datetime) -> dict:
+    """What a handler decided, as JSON, so handling the same input again replays it exactly."""
+    return {"at": at.isoformat(), "events": [{"type": e.event_type, "data": e.model_dump(mode="json")}
+                                             for e in events]}
+
+
+def replay_events(recorded: dict) -> list[EventData]:
+    return [REGISTRY[item["type"]].model_validate(item["data"]) for item in recorded["events"]]

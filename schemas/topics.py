@@ -35,6 +35,7 @@ TURJAWALI = "spkt.turjawali"
 CLOSURES = "spkt.closures"
 NOTIFICATIONS = "spkt.notifications"
 COMMANDS = "spkt.commands"
+UNIT_COMMANDS = "spkt.unit-commands"
 DEAD_LETTERS = "spkt.dead-letters"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
@@ -43,9 +44,11 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(INCIDENTS, "incident_id", "incidents from reports: triage, attachments, merges, LPs, targets, decisions",
               ("intake", "api"), ("intake", "dispatch", "tkp", "notify", "projection"),
               ("incident.opened", "report.attached", "incident.merged", "incident.split", "lp.registered",
-               "incident.target-breached", "assistance.decided", "assistance.escalated", "command.rejected")),
-    TopicSpec(ASSIGNMENTS, "incident_id", "recommendations and unit assignments",
-              ("dispatch",), ("tkp", "notify", "projection"), ("dispatch.recommended", "unit.assigned")),
+               "incident.target-breached", "assistance.decided", "assistance.escalated", "command.rejected", "incident.relocated")),
+    TopicSpec(ASSIGNMENTS, "incident_id", "recommendations, assignments and their lifecycle, requests for backup",
+              ("dispatch", "api"), ("intake", "dispatch", "tkp", "notify", "projection"),
+              ("dispatch.recommended", "unit.assigned", "assignment.acknowledged", "assignment.declined",
+               "assignment.unacknowledged", "unit.arrived", "assignment.ended", "recommendation.requested")),
     TopicSpec(UNIT_STATUS, "unit_id", "unit register and status changes",
               ("api", "dispatch", "demo"), ("dispatch", "projection"),
               ("unit.registered", "unit.status-changed")),
@@ -63,6 +66,9 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(COMMANDS, "area (polres) for intake's; incident_id for others",
               "users' commands awaiting an outcome (merge, split; assign-unit, close, ...)",
               ("api",), ("intake", "dispatch", "tkp"), ("merge-incidents", "split-report")),
+    TopicSpec(UNIT_COMMANDS, "unit_id", "commands for one unit (assign, change status, accept or decline): "
+              "one dispatch worker decides for each unit, so it is never assigned twice",
+              ("api", "dispatch"), ("dispatch",), ("assign-unit", "change-unit-status", "respond-to-assignment")),
     TopicSpec(DEAD_LETTERS, "original key", "messages a service could not handle, with the reason",
               ("every service",), ("operators (spkt dlq)",), ("message.dead-lettered",)),
 )

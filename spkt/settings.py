@@ -81,6 +81,19 @@ class Settings(BaseSettings):
     # --- dispatch ---------------------------------------------------------------------------
     recommend_candidates: int = Field(default=3, description="How many units a recommendation lists.")
     position_max_age_s: float = Field(default=600.0, description="A unit position older than this is stale.")
+    recommend_radius_m: float = Field(default=15_000.0, description="Units farther than this are not recommended.")
+    pull_cost_s: float = Field(
+        default=240.0, description="Added to the ETA of a unit on a turjawali duty (conditionally available).")
+    assignment_ack_s: float = Field(
+        default=60.0, description="An assignment not acknowledged within this raises an alert and is re-recommended.")
+    auto_assign_categories: str = Field(
+        default="", description="Comma-separated category codes whose top candidate dispatch assigns by itself.")
+    osrm_url: str | None = Field(
+        default=None, description="OSRM server for travel times (e.g. http://osrm:5000); straight line when unset.")
+    command_wait_s: float = Field(
+        default=5.0, description="How long the API waits for a command's outcome before answering 202.")
+    shift_start_hours: str = Field(
+        default="7,15,23", description="Local (WIB) hours at which shifts start, for the interval statistics.")
 
     # --- processes --------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of every process.")

@@ -35,3 +35,7 @@ Decider = Annotated[Principal, Depends(allow(R.dispatcher, R.supervisor, R.admin
 Dispatcher = Annotated[Principal, Depends(allow(R.dispatcher, R.admin))]
 Supervisor = Annotated[Principal, Depends(allow(R.supervisor, R.command_center, R.admin))]
 BoardReader = Annotated[Principal, Depends(allow(R.dispatcher, R.supervisor, R.command_center, R.admin))]
+Admin = Annotated[Principal, Depends(allow(R.admin))]
+UnitActor = Annotated[Principal, Depends(allow(R.field_unit, R.dispatcher, R.admin))]
+PositionWriter = Annotated[Principal, Depends(allow(R.field_unit, R.admin))]
+BackupRequester = Annotated[Principal, Depends(allow(R.field_unit, R.dispatcher, R.admin))]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.events import Candidate, Channel, Exclusion, Location, Reporter
+from schemas.events import Candidate, Channel, Exclusion, Location, Reporter, UnitKind, UnitStatus
 
 from .validation import check_nik, normalise_phone
 
@@ -194,6 +194,9 @@ class RecommendationOut(BaseModel):
     candidates: list[Candidate]
     excluded: list[Exclusion]
     recommended_at: datetime | None = None
+    excluded_counts: dict[str, int] = Field(default_factory=dict, description="reason code -> units, over all units")
+    shortfalls: list[str] = Field(default_factory=list, description="response-plan lines nobody can fill")
+    trigger: str | None = None
 
 
 class TimelineItem(BaseModel):
@@ -209,6 +212,14 @@ class AssignmentOut(BaseModel):
     status: str
     assigned_by: str
     assigned_at: datetime
+    callsign: str | None = None
+    automatic: bool = False
+    warning: str | None = None
+    acknowledged_at: datetime | None = None
+    en_route_at: datetime | None = None
+    arrived_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
 
 
 class TkpOut(BaseModel):
@@ -245,6 +256,7 @@ class IncidentOut(BaseModel):
     assistance_request: bool = False
     decision: dict[str, Any] | None = None
     merged_into: str | None = None
+    intervals: IncidentIntervalsOut | None = None
     response_plan: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -257,7 +269,156 @@ class UnitOut(BaseModel):
     status: str
     incident_id: str | None
     position: dict[str, Any] | None
+    availability: Literal["available", "conditionally_available", "not_available"] = "available"
+    status_since: datetime | None = None
+    stale: bool = Field(default=False, description="no position within SPKT_POSITION_MAX_AGE_S")
+    shift: str | None = Field(default=None, description="on duty hours (WIB), e.g. 07-19")
+    jurisdiction: str | None = None
 
 
 class UnitsOut(BaseModel):
     items: list[UnitOut]
+
+
+# --- units and assignments (dispatch) -----------------------------------------------------------
+UNIT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class UnitIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit_id: str = Field(pattern=UNIT_ID, description="Letters, digits, dot, dash, underscore")
+    callsign: str = Field(min_length=1, max_length=64)
+    kind: UnitKind
+    station: str = Field(min_length=1, max_length=200)
+    capabilities: list[str] = Field(default_factory=list, max_length=20)
+    shift_start_h: int | None = Field(default=None, ge=0, le=23, description="On duty from this hour (WIB)")
+    shift_end_h: int | None = Field(default=None, ge=0, le=23, description="... to this hour (WIB)")
+    jurisdiction: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _shift_both_or_neither(self):
+        if (self.shift_start_h is None) != (self.shift_end_h is None):
+            raise ValueError("jam dinas perlu jam mulai dan jam selesai (shift_start_h dan shift_end_h)")
+        return self
+
+
+class UnitStatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: UnitStatus
+    incident_id: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class UnitStatusOut(BaseModel):
+    unit_id: str
+    status: str
+    previous_status: str | None = None
+    incident_id: str | None = None
+
+
+class PositionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    at: AwareDatetime | None = Field(default=None, description="When the fix was taken; now when omitted")
+    speed_kmh: float | None = Field(default=None, ge=0, le=400)
+    heading: float | None = Field(default=None, ge=0, lt=360)
+
+
+class PositionAccepted(BaseModel):
+    unit_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit_id: str = Field(pattern=UNIT_ID)
+    override_reason: str | None = Field(default=None, max_length=500,
+                                        description="Why not the top recommendation (kept on the record)")
+
+
+class AssignmentCreated(BaseModel):
+    assignment_id: str
+    unit_id: str
+    status: str
+
+
+class CommandPending(BaseModel):
+    command_id: str
+    status: Literal["pending"] = "pending"
+    detail: str
+
+
+class DeclineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=500, description="Why the unit cannot take it")
+
+
+class AssignmentAnswerOut(BaseModel):
+    assignment_id: str
+    unit_id: str
+    status: str
+
+
+class BackupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RelocateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    location: Location
+    reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _needs_a_point(self):
+        if self.location.point() is None:
+            raise ValueError("lokasi baru perlu koordinat (lat dan lon)")
+        return self
+
+
+class PanicIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Where the unit is; its last GPS fix if omitted")
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class PanicAccepted(BaseModel):
+    report_id: str
+    tracking_code: str
+    status: Literal["received"] = "received"
+
+
+class IntervalStats(BaseModel):
+    count: int
+    median_s: float | None
+    p90_s: float | None
+
+
+class IntervalGroup(BaseModel):
+    jurisdiction: str | None
+    shift: str
+    incidents: int
+    call_processing: IntervalStats
+    turnout: IntervalStats
+    travel: IntervalStats
+    response: IntervalStats
+
+
+class IncidentIntervalsOut(BaseModel):
+    received_at: datetime
+    dispatched_at: datetime | None = None
+    en_route_at: datetime | None = None
+    on_scene_at: datetime | None = None
+    call_processing_s: float | None = None
+    turnout_s: float | None = None
+    travel_s: float | None = None
+    response_s: float | None = None
+
+
+class IntervalsOut(BaseModel):
+    date: str
+    groups: list[IntervalGroup]
+
+IncidentOut.model_rebuild()

@@ -1,16 +1,38 @@
 """Thin agents: decode, ask the domain, publish."""
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import OrderedDict
+from datetime import datetime
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
-from schemas.events import EventData, IncidentOpened
-from schemas.registry import caused_by, make_event
-from services.streaming import Origin, Outgoing, handle_each
+from schemas.events import (
+    AssignmentDeclined, AssignmentEnded, AssignmentUnacknowledged, AssignUnit, ChangeUnitStatus, EventData,
+    IncidentClosed, IncidentMerged, IncidentOpened, IncidentRelocated, RecommendationRequested, RespondToAssignment,
+    UnitAssigned, UnitRegistered, UnitStatusChanged,
+)
+from schemas.registry import caused_by, make_event, record_events, replay_events
+from services.streaming import Origin, Outgoing, handle_each, publish
 
-from . import board_feed, domain
-from .app import SERVICE, app, board, board_caught_up, incidents, settings
+from . import board_feed, lifecycle
+from .app import (
+    SERVICE, app, board, board_caught_up, holds, incident_events, incident_facts, settings, unit_inbox, unit_outcomes,
+)
+from .board import incident_facts_of, incident_view, ranking_rules
+
+SOURCE = f"/spkt/{SERVICE}"
+RULES = ranking_rules(settings)
+AUTO_ASSIGN = frozenset(c.strip() for c in settings.auto_assign_categories.split(",") if c.strip())
+AUTOMATIC_BY = "dispatch (otomatis)"
+KEEP_OUTCOMES_S = 2 * 24 * 3600
+
+
+def emit(cause: Envelope, events: list[EventData]) -> list[Outgoing]:
+    """Each event with an id derived from its cause, so re-handling publishes the very same events."""
+    return [Outgoing(topics.topic_for(e.event_type),
+                     make_event(e, source=SOURCE, event_id=derived_id(e.event_type, cause.id, str(n)),
+                                **caused_by(cause)))
+            for n, e in enumerate(events)]
 
 
 @app.task
@@ -18,18 +40,117 @@ async def follow_unit_board() -> None:
     await board_feed.follow(settings, board, board_caught_up)
 
 
-async def on_incident(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
-    if not isinstance(event, IncidentOpened):
+# --- one unit at a time: assignments and status ---------------------------------------------------
+DECIDE = {AssignUnit: lifecycle.assign, ChangeUnitStatus: lifecycle.change_status,
+          RespondToAssignment: lifecycle.respond}
+
+
+def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
+    hold = holds.get(event.unit_id) or lifecycle.new_hold(event.unit_id)
+    if isinstance(event, UnitRegistered):
+        lifecycle.registered(hold, event)
+    elif isinstance(event, UnitStatusChanged):
+        lifecycle.observed(hold, event)
+    elif (decide := DECIDE.get(type(event))) is not None:
+        recorded = unit_outcomes.get(envelope.id)
+        if recorded is not None:  # delivered again after a restart: say exactly what was said
+            return emit(envelope, replay_events(recorded))
+        now = utcnow()
+        decision = decide(hold, event, now)
+        holds[event.unit_id] = hold
+        unit_outcomes[envelope.id] = record_events(decision.events, now)
+        _forget_old_outcomes(now)
+        return emit(envelope, decision.events)
+    else:
         return []
+    holds[event.unit_id] = hold
+    return []
+
+
+_handled = 0
+
+
+def _forget_old_outcomes(now) -> None:
+    """Every so many commands: a command is re-delivered within minutes, never after days."""
+    global _handled
+    _handled += 1
+    if _handled % 1000:
+        return
+    for key, recorded in list(unit_outcomes.items()):
+        if (now - datetime.fromisoformat(recorded["at"])).total_seconds() > KEEP_OUTCOMES_S:
+            unit_outcomes.pop(key, None)
+
+
+@app.agent(unit_inbox, concurrency=1)
+async def dispatch_units(stream):
+    await handle_each(app, SERVICE, stream, on_unit_message)
+
+
+# Alerts said but not yet acted on (bounded; saying one again is harmless, its id is derived).
+_alerted: OrderedDict[str, None] = OrderedDict()
+ALERTED_KEPT = 10_000
+
+
+@app.timer(interval=1.0)
+async def unacknowledged_assignments() -> None:
+    """No acknowledgement in time: an alert on the incident, which the incident agent re-recommends on."""
+    now = utcnow()
+    for hold in list(holds.values()):
+        if not hold or hold.get("assignment_id") in _alerted:
+            continue
+        alert = lifecycle.unacknowledged(hold, now, settings.assignment_ack_s)
+        if alert is None:
+            continue
+        event_id = derived_id(alert.event_type, alert.assignment_id)
+        await publish(app, Outgoing(topics.ASSIGNMENTS, make_event(alert, source=SOURCE, event_id=event_id)))
+        _alerted[alert.assignment_id] = None
+        if len(_alerted) > ALERTED_KEPT:
+            _alerted.popitem(last=False)
+
+
+# --- one incident at a time: what to recommend ---------------------------------------------------
+RECOMMEND_ON = (RecommendationRequested, AssignmentDeclined, AssignmentUnacknowledged, IncidentRelocated)
+
+
+async def on_incident_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
+    incident_id = getattr(event, "incident_id", None)
+    if incident_id is None:
+        return []
+    facts = incident_facts.get(incident_id)
+    if isinstance(event, IncidentOpened):
+        facts = incident_facts_of(event)
+    elif isinstance(event, (IncidentMerged, IncidentClosed)):
+        if facts is not None:
+            incident_facts.pop(incident_id, None)
+        return []
+    elif facts is None:
+        return []
+    elif isinstance(event, UnitAssigned):
+        facts["assigned"] = sorted(set(facts["assigned"]) | {event.unit_id})
+    elif isinstance(event, AssignmentEnded):
+        facts["assigned"] = [u for u in facts["assigned"] if u != event.unit_id]
+    elif isinstance(event, IncidentRelocated):
+        facts["lat"], facts["lon"] = event.location.lat, event.location.lon
+    if not isinstance(event, (IncidentOpened,) + RECOMMEND_ON):
+        incident_facts[incident_id] = facts
+        return []
+    incident_facts[incident_id] = facts
     # Recommending from a half-loaded board would miss units: wait for the catch-up once.
     await board_caught_up.wait()
-    recommendation = domain.recommend(event, board, utcnow(), max_candidates=settings.recommend_candidates,
-                                      position_max_age=timedelta(seconds=settings.position_max_age_s))
-    recommended = make_event(recommendation, source=f"/spkt/{SERVICE}",
-                             event_id=derived_id("dispatch.recommended", envelope.id), **caused_by(envelope))
-    return [Outgoing(topics.ASSIGNMENTS, recommended)]
+    recommendation = board.recommend(incident_view(facts), utcnow(), RULES, trigger=envelope.type)
+    out = [Outgoing(topics.ASSIGNMENTS, make_event(
+        recommendation, source=SOURCE, event_id=derived_id("dispatch.recommended", envelope.id),
+        **caused_by(envelope)))]
+    if isinstance(event, IncidentOpened) and facts["category"] in AUTO_ASSIGN and recommendation.candidates:
+        top = recommendation.candidates[0]
+        command_id = derived_id("auto-assign", envelope.id)
+        command = AssignUnit(command_id=command_id, unit_id=top.unit_id, incident_id=incident_id,
+                             requested_by=AUTOMATIC_BY, requested_at=utcnow(), automatic=True)
+        out.append(Outgoing(topics.UNIT_COMMANDS, make_event(command, source=SOURCE, event_id=command_id,
+                                                             **caused_by(envelope))))
+    return out
 
 
-@app.agent(incidents, concurrency=1)
+@app.agent(incident_events, concurrency=1)
 async def dispatch_incidents(stream):
-    await handle_each(app, SERVICE, stream, on_incident)
+    await handle_each(app, SERVICE, stream, on_incident_message)

@@ -17,12 +17,12 @@ from schemas.registry import parse
 from schemas.topics import UNIT_POSITIONS, UNIT_STATUS
 from spkt.settings import Settings
 
-from .domain import UnitBoard
+from .board import Board
 
 log = logging.getLogger(__name__)
 
 
-async def follow(settings: Settings, board: UnitBoard, caught_up: asyncio.Event) -> None:
+async def follow(settings: Settings, board: Board, caught_up: asyncio.Event) -> None:
     """Run forever; restart the reader after any failure (the board keeps what it had)."""
     delay = 0.5
     while True:
@@ -36,7 +36,7 @@ async def follow(settings: Settings, board: UnitBoard, caught_up: asyncio.Event)
             delay = min(delay * 2, 10.0)
 
 
-async def _follow_once(settings: Settings, board: UnitBoard, caught_up: asyncio.Event) -> None:
+async def _follow_once(settings: Settings, board: Board, caught_up: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()

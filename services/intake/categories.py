@@ -476,6 +476,14 @@ CATEGORIES: tuple[Category, ...] = (
         weak_keywords=("iseng", "info", "informasi", "pelayanan", "sim", "tanya", "nanya", "bagaimana", "gimana",
                        "berapa", "apa aja", "kapan", "ya pak", "halo"),
     ),
+    # The panic button of a unit: a P1 incident at the unit's position, two cars as backup at once.
+    # Never matched as a duplicate of another incident (intake), its own radius is small.
+    Category(
+        "officer_emergency", "Anggota dalam bahaya (tombol panik)", "persons", "P1",
+        (UnitNeed("car", 2),), P1, 100, 5 * MIN,
+        keywords=("tombol panik", "anggota dalam bahaya", "petugas dalam bahaya", "anggota diserang", "petugas diserang",
+                  "polisi diserang", "minta backup", "butuh backup", "anggota terluka", "petugas terluka"),
+    ),
     Category(UNCLASSIFIED, "Belum diklasifikasi", "non_emergency", "P3", (PATROL,), P3, 500, 30 * MIN),
 )
 

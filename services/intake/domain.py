@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Callable, MutableMapping
 
 from schemas.envelope import derived_id
-from schemas.registry import REGISTRY
+from schemas.registry import record_events, replay_events
 from schemas.events import (
     CommandRejected, EventData, IncidentMerged, IncidentOpened, IncidentSplit, Location, LpRegistered,
     MatchScore, MergeIncidents, ReportAttached, ReportReceived, SplitReport,
@@ -105,18 +105,20 @@ def handle_report(report: ReportReceived, event_id: str, state: AreaState, tools
                   now: datetime) -> list[EventData]:
     """A new incident, or an attachment to an open one; with an LP when one was asked for."""
     if event_id in state.outcomes:
-        return _replay(state.outcomes[event_id])
+        return replay_events(state.outcomes[event_id])
     _forget_old(state, tools, now)
     out: list[EventData] = []
     resent = _resent_message(report, state, tools)
     if resent is not None:
-        state.outcomes[event_id] = _record([], now)  # the earlier copy was handled; this one changes nothing
+        state.outcomes[event_id] = record_events([], now)  # the earlier copy was handled; this one changes nothing
         return []
     located = tools.locate(report.location)
     classified = _classification(report, tools)
     open_incidents = list(state.open_incidents.values())
-    # An assistance request always gets its own incident: it needs its own recorded decision.
-    match = None if report.assistance_request else tools.best_match(report, located, classified.category,
+    # An assistance request always gets its own incident: it needs its own recorded decision. So
+    # does a unit's panic button: backup must be recommended at once, not folded into another call.
+    alone = report.assistance_request or report.panic_unit_id is not None
+    match = None if alone else tools.best_match(report, located, classified.category,
                                                                       open_incidents)
     if match is not None and match[0] in state.open_incidents:
         incident_id, score = match
@@ -131,7 +133,7 @@ def handle_report(report: ReportReceived, event_id: str, state: AreaState, tools
         out.append(_open(report, [report.report_id], located, classified, state, tools))
     if report.lp_model:
         out.append(_register_lp(report, state, tools))
-    state.outcomes[event_id] = _record(out, now)
+    state.outcomes[event_id] = record_events(out, now)
     return out
 
 
@@ -175,6 +177,7 @@ def _open(report: ReportReceived, report_ids: list[str], located: Located, class
         response_plan=[{"kind": need.kind, "count": need.count, "capabilities": list(need.capabilities)}
                        for need in cat.response_plan],
         targets=targets,
+        panic_unit_id=report.panic_unit_id,
     )
     if located.lat is not None and not report.assistance_request:
         state.open_incidents[incident_id] = {
@@ -231,7 +234,7 @@ def _forget_old(state: AreaState, tools: IntakeTools, now: datetime) -> None:
 # --- dispatchers' commands ----------------------------------------------------------------------
 def handle_merge(cmd: MergeIncidents, event_id: str, state: AreaState, now: datetime) -> list[EventData]:
     if event_id in state.outcomes:
-        return _replay(state.outcomes[event_id])
+        return replay_events(state.outcomes[event_id])
     if cmd.incident_id == cmd.into:
         out: list[EventData] = [_rejected(cmd, "kejadian tidak dapat digabung dengan dirinya sendiri", now)]
     else:
@@ -245,7 +248,7 @@ def handle_merge(cmd: MergeIncidents, event_id: str, state: AreaState, now: date
             state.open_incidents[cmd.into] = target
         out = [IncidentMerged(incident_id=cmd.incident_id, into=cmd.into, report_ids=report_ids,
                               merged_by=cmd.requested_by, reason=cmd.reason, merged_at=now)]
-    state.outcomes[event_id] = _record(out, now)
+    state.outcomes[event_id] = record_events(out, now)
     return out
 
 
@@ -253,7 +256,7 @@ def handle_split(cmd: SplitReport, event_id: str, state: AreaState, tools: Intak
                  now: datetime) -> list[EventData]:
     """Take a report out of its incident into a new incident of its own."""
     if event_id in state.outcomes:
-        return _replay(state.outcomes[event_id])
+        return replay_events(state.outcomes[event_id])
     report = ReportReceived.model_validate(cmd.report)
     new_id = derived_id("incident", "split", cmd.command_id)
     source = state.open_incidents.get(cmd.incident_id)
@@ -265,7 +268,7 @@ def handle_split(cmd: SplitReport, event_id: str, state: AreaState, tools: Intak
                    incident_id=new_id)
     out = [IncidentSplit(incident_id=cmd.incident_id, report_id=cmd.report_id, new_incident_id=new_id,
                          split_by=cmd.requested_by, reason=cmd.reason, split_at=now), opened]
-    state.outcomes[event_id] = _record(out, now)
+    state.outcomes[event_id] = record_events(out, now)
     return out
 
 
@@ -274,10 +277,3 @@ def _rejected(cmd, reason: str, now: datetime) -> CommandRejected:
 
 
 # --- outcomes kept by input id --------------------------------------------------------------------
-def _record(events: list[EventData], at: datetime) -> dict:
-    return {"at": at.isoformat(), "events": [{"type": e.event_type, "data": e.model_dump(mode="json")}
-                                             for e in events]}
-
-
-def _replay(recorded: dict) -> list[EventData]:
-    return [REGISTRY[item["type"]].model_validate(item["data"]) for item in recorded["events"]]

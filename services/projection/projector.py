@@ -13,10 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.envelope import Envelope, utcnow
 from schemas.events import (
-    AssistanceDecided, AssistanceEscalated, DispatchRecommended, EventData, IncidentClosed, IncidentMerged,
-    IncidentOpened, IncidentSplit, LpRegistered, ReportAttached, ReportReceived, TargetBreached, UnitAssigned,
-    UnitPositionReported, UnitRegistered, UnitStatusChanged,
+    AssignmentAcknowledged, AssignmentDeclined, AssignmentEnded, AssignmentUnacknowledged, AssistanceDecided,
+    AssistanceEscalated, CommandRejected, DispatchRecommended, EventData, IncidentClosed, IncidentMerged,
+    IncidentOpened, IncidentRelocated, IncidentSplit, LpRegistered, RecommendationRequested, ReportAttached,
+    ReportReceived, TargetBreached, UnitArrived, UnitAssigned, UnitPositionReported, UnitRegistered,
+    UnitStatusChanged,
 )
+from services.dispatch.lifecycle import words as status_words
 
 from . import tables as t
 
@@ -66,6 +69,8 @@ class Projector:
                            targets={k: v.isoformat() for k, v in e.targets.items()}))
         for report_id in e.report_ids:
             s.merge(t.IncidentReport(report_id=report_id, incident_id=e.incident_id, linked_at=env.time))
+        s.merge(t.IncidentIntervals(incident_id=e.incident_id, jurisdiction=e.polres or e.jurisdiction,
+                                    received_at=e.opened_at))
         notes = []
         if e.category_low_confidence:
             notes.append("kategori perlu dikonfirmasi")
@@ -128,33 +133,123 @@ class Projector:
         s.merge(t.Recommendation(incident_id=e.incident_id, event_id=env.id,
                                  candidates=[c.model_dump(mode="json") for c in e.candidates],
                                  excluded=[x.model_dump(mode="json") for x in e.excluded],
-                                 recommended_at=e.recommended_at))
+                                 recommended_at=e.recommended_at, excluded_counts=e.excluded_counts,
+                                 shortfalls=e.shortfalls, trigger=e.trigger))
         if e.candidates:
             best = e.candidates[0]
             summary = f"Rekomendasi: {best.callsign} ({', '.join(best.reasons[1:])})"
         else:
             summary = "Rekomendasi: tidak ada unit yang memenuhi"
+        if e.shortfalls:
+            summary += "; kurang: " + "; ".join(e.shortfalls)
         self._timeline(s, env, e.incident_id, env.source, summary)
+
+    def _RecommendationRequested(self, s: Session, env: Envelope, e: RecommendationRequested) -> None:
+        what = f"Unit {e.unit_id} meminta bantuan (backup)" if e.backup else "Rekomendasi baru diminta"
+        self._timeline(s, env, e.incident_id, e.requested_by, what + (f": {e.reason}" if e.reason else ""))
+
+    def _IncidentRelocated(self, s: Session, env: Envelope, e: IncidentRelocated) -> None:
+        s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
+                  .values(location=e.location.model_dump(mode="json", exclude_none=True), updated_at=env.time))
+        self._timeline(s, env, e.incident_id, e.relocated_by,
+                       "Lokasi kejadian dikoreksi" + (f": {e.reason}" if e.reason else ""))
 
     def _UnitRegistered(self, s: Session, env: Envelope, e: UnitRegistered) -> None:
         unit = s.get(t.Unit, e.unit_id)
         if unit is None:
-            s.add(t.Unit(unit_id=e.unit_id, callsign=e.callsign, kind=e.kind, station=e.station,
-                         capabilities=list(e.capabilities), status="available", updated_at=env.time))
-        else:
-            unit.callsign, unit.kind, unit.station = e.callsign, e.kind, e.station
-            unit.capabilities, unit.updated_at = list(e.capabilities), env.time
+            unit = t.Unit(unit_id=e.unit_id, status="available", status_version=0, status_since=e.registered_at)
+            s.add(unit)
+        unit.callsign, unit.kind, unit.station = e.callsign, e.kind, e.station
+        unit.capabilities, unit.updated_at = list(e.capabilities), env.time
+        unit.shift_start_h, unit.shift_end_h, unit.jurisdiction = e.shift_start_h, e.shift_end_h, e.jurisdiction
 
     def _UnitStatusChanged(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
-        s.execute(update(t.Unit).where(t.Unit.unit_id == e.unit_id)
-                  .values(status=e.status, incident_id=e.incident_id, updated_at=env.time))
+        query = update(t.Unit).where(t.Unit.unit_id == e.unit_id)
+        values = dict(status=e.status, incident_id=e.incident_id, updated_at=env.time, status_since=e.changed_at)
+        if e.status_version is not None:  # dispatch's order: an older one never overwrites a newer one
+            query = query.where(t.Unit.status_version < e.status_version)
+            values["status_version"] = e.status_version
+        s.execute(query.values(**values))
+        if e.command_id:
+            self._outcome(s, e.command_id, True, {"unit_id": e.unit_id, "status": e.status,
+                                                  "previous_status": e.previous_status,
+                                                  "incident_id": e.incident_id}, e.changed_at)
+        if e.incident_id and e.status == "en_route":
+            self._first(s, e.incident_id, "en_route_at", e.changed_at)
+            if e.assignment_id:
+                self._assignment(s, e.assignment_id, status="en_route", en_route_at=e.changed_at)
+        if e.incident_id and e.status not in ("dispatched",):
+            self._timeline(s, env, e.incident_id, e.changed_by or env.source,
+                           f"Unit {e.unit_id}: {status_words(e.status)}")
 
     def _UnitAssigned(self, s: Session, env: Envelope, e: UnitAssigned) -> None:
         s.merge(t.Assignment(assignment_id=e.assignment_id, incident_id=e.incident_id, unit_id=e.unit_id,
-                             status="assigned", assigned_by=e.assigned_by, assigned_at=e.assigned_at))
+                             status="assigned", assigned_by=e.assigned_by, assigned_at=e.assigned_at,
+                             callsign=e.callsign, automatic=e.automatic, warning=e.warning,
+                             override_reason=e.override_reason))
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
-                  .values(status="assigned", updated_at=env.time))
-        self._timeline(s, env, e.incident_id, e.assigned_by, f"Unit {e.unit_id} ditugaskan")
+                  .where(t.Incident.status == "received").values(status="assigned", updated_at=env.time))
+        self._first(s, e.incident_id, "dispatched_at", e.assigned_at)
+        if e.command_id:
+            self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
+                                                  "incident_id": e.incident_id, "status": "dispatched"},
+                          e.assigned_at)
+        how = " otomatis" if e.automatic else ""
+        extra = "".join(f"; {x}" for x in (e.warning, e.override_reason and f"alasan: {e.override_reason}") if x)
+        self._timeline(s, env, e.incident_id, e.assigned_by, f"Unit {e.callsign or e.unit_id} ditugaskan{how}{extra}")
+
+    def _AssignmentAcknowledged(self, s: Session, env: Envelope, e: AssignmentAcknowledged) -> None:
+        self._assignment(s, e.assignment_id, status="acknowledged", acknowledged_at=e.acknowledged_at)
+        if e.command_id:
+            self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
+                                                  "status": "acknowledged"}, e.acknowledged_at)
+        self._timeline(s, env, e.incident_id, e.unit_id, f"Unit {e.unit_id} menerima penugasan")
+
+    def _AssignmentDeclined(self, s: Session, env: Envelope, e: AssignmentDeclined) -> None:
+        self._assignment(s, e.assignment_id, status="declined", ended_at=e.declined_at, end_reason=e.reason)
+        if e.command_id:
+            self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
+                                                  "status": "declined"}, e.declined_at)
+        self._timeline(s, env, e.incident_id, e.unit_id, f"Unit {e.unit_id} menolak penugasan: {e.reason}")
+
+    def _AssignmentUnacknowledged(self, s: Session, env: Envelope, e: AssignmentUnacknowledged) -> None:
+        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id, why="assignment_unacknowledged",
+                             detail=f"Unit {e.unit_id} belum menjawab penugasan setelah {e.waited_s:.0f} detik",
+                             escalated_at=e.alerted_at))
+        self._timeline(s, env, e.incident_id, env.source,
+                       f"Peringatan: unit {e.unit_id} belum menjawab penugasan ({e.waited_s:.0f} detik)")
+
+    def _UnitArrived(self, s: Session, env: Envelope, e: UnitArrived) -> None:
+        if e.assignment_id:
+            self._assignment(s, e.assignment_id, status="on_scene", arrived_at=e.arrived_at)
+        self._first(s, e.incident_id, "on_scene_at", e.arrived_at)
+        s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
+                  .where(t.Incident.status.in_(("received", "assigned"))).values(status="on_scene",
+                                                                               updated_at=env.time))
+
+    def _AssignmentEnded(self, s: Session, env: Envelope, e: AssignmentEnded) -> None:
+        if e.assignment_id and e.why != "declined":
+            self._assignment(s, e.assignment_id, status=e.why, ended_at=e.ended_at)
+
+    def _CommandRejected(self, s: Session, env: Envelope, e: CommandRejected) -> None:
+        self._outcome(s, e.command_id, False, {"command": e.command}, e.rejected_at, reason=e.reason)
+
+    @staticmethod
+    def _outcome(s: Session, command_id: str, accepted: bool, result: dict, at: datetime,
+                 reason: str | None = None) -> None:
+        if s.get(t.CommandOutcome, command_id) is None:  # a command's first outcome is its answer
+            s.add(t.CommandOutcome(command_id=command_id, accepted=accepted, reason=reason, result=result, at=at))
+
+    @staticmethod
+    def _assignment(s: Session, assignment_id: str, **values) -> None:
+        s.execute(update(t.Assignment).where(t.Assignment.assignment_id == assignment_id).values(**values))
+
+    @staticmethod
+    def _first(s: Session, incident_id: str, column: str, at: datetime) -> None:
+        """The first time a step happened for the incident; later ones leave it."""
+        attr = getattr(t.IncidentIntervals, column)
+        s.execute(update(t.IncidentIntervals).where(t.IncidentIntervals.incident_id == incident_id)
+                  .where(attr.is_(None)).values({column: at}))
 
     def _IncidentClosed(self, s: Session, env: Envelope, e: IncidentClosed) -> None:
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)

@@ -103,6 +103,9 @@ class Recommendation(Base):
     candidates: Mapped[list[Any]]
     excluded: Mapped[list[Any]]
     recommended_at: Mapped[datetime]
+    excluded_counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    shortfalls: Mapped[list[Any] | None] = mapped_column(JSON)
+    trigger: Mapped[str | None] = mapped_column(String(64))
 
 
 class Unit(Base):
@@ -118,6 +121,11 @@ class Unit(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     position_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    status_version: Mapped[int] = mapped_column(Integer, default=0)
+    status_since: Mapped[datetime | None]
+    shift_start_h: Mapped[int | None] = mapped_column(Integer)
+    shift_end_h: Mapped[int | None] = mapped_column(Integer)
+    jurisdiction: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class Assignment(Base):
@@ -128,6 +136,38 @@ class Assignment(Base):
     status: Mapped[str] = mapped_column(String(32))
     assigned_by: Mapped[str] = mapped_column(String(200))
     assigned_at: Mapped[datetime]
+    callsign: Mapped[str | None] = mapped_column(String(64))
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    warning: Mapped[str | None] = mapped_column(Text)
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None]
+    en_route_at: Mapped[datetime | None]
+    arrived_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentIntervals(Base):
+    """The standard intervals of an incident (DOMAIN.md): the first time each step happened."""
+
+    __tablename__ = "incident_intervals"
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jurisdiction: Mapped[str | None] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    dispatched_at: Mapped[datetime | None]
+    en_route_at: Mapped[datetime | None]
+    on_scene_at: Mapped[datetime | None]
+
+
+class CommandOutcome(Base):
+    """What a command led to, by its id: what the API waits on to answer 201 or 409."""
+
+    __tablename__ = "command_outcomes"
+    command_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
 
 
 class TimelineEntry(Base):

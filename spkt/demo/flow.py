@@ -26,7 +26,7 @@ import httpx
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
-from schemas.events import UnitPositionReported, UnitRegistered, UnitStatusChanged
+from schemas.events import ChangeUnitStatus, UnitPositionReported, UnitRegistered
 from schemas.registry import make_event
 from services.api.auth import Role, mint
 from spkt.settings import Settings
@@ -252,8 +252,11 @@ def position_event(unit_id: str, lat: float, lon: float, *, at: datetime, speed_
 
 
 def status_event(unit_id: str, status: str, previous: str | None, *, at: datetime) -> Outgoing:
-    data = UnitStatusChanged(unit_id=unit_id, status=status, previous_status=previous, changed_at=at)
-    return topics.UNIT_STATUS, unit_id.encode(), make_event(data, source=SOURCE, time=at)
+    """A status change goes through dispatch like a field unit's (the transition table applies)."""
+    command_id = str(uuid.uuid4())
+    data = ChangeUnitStatus(command_id=command_id, unit_id=unit_id, status=status, requested_by="demo",
+                            requested_at=at, reason=f"demo: dari {previous}" if previous else "demo")
+    return topics.UNIT_COMMANDS, unit_id.encode(), make_event(data, source=SOURCE, time=at, event_id=command_id)
 
 
 # --- the process ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_every_event_type_has_exactly_one_topic():
 
 def test_the_catalogue_covers_every_flow_the_platform_needs():
     wanted = {"spkt.reports", "spkt.incidents", "spkt.assignments", "spkt.unit-status", "spkt.unit-positions",
-              "spkt.tkp", "spkt.turjawali", "spkt.closures", "spkt.notifications", "spkt.commands",
+              "spkt.tkp", "spkt.turjawali", "spkt.closures", "spkt.notifications", "spkt.commands", "spkt.unit-commands",
               "spkt.dead-letters"}
     assert set(BY_NAME) == wanted
     rows = {r["name"]: r for r in catalogue_rows(default_settings())}

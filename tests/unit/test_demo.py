@@ -19,7 +19,7 @@ import pytest
 
 from schemas import topics
 from schemas.envelope import derived_id
-from schemas.events import Channel, UnitKind, UnitPositionReported, UnitRegistered, UnitStatusChanged
+from schemas.events import Channel, UnitKind, ChangeUnitStatus, UnitPositionReported, UnitRegistered
 from schemas.registry import parse
 from services.api.auth import Role, verify
 from services.api.models import ReportIn
@@ -217,10 +217,10 @@ def test_position_and_status_events_validate():
     assert isinstance(data, UnitPositionReported)
     assert data.lat == pytest.approx(-6.242123) and 0 <= data.heading < 360 and data.speed_kmh == 24.6
     topic, key, envelope = flow.status_event("kby-car-1", "break", "available", at=AT)
-    assert topic == topics.UNIT_STATUS == topics.topic_for("unit.status-changed")
+    assert topic == topics.UNIT_COMMANDS == topics.topic_for("change-unit-status") and key == b"kby-car-1"
     _, data = parse(envelope.to_bytes())
-    assert isinstance(data, UnitStatusChanged)
-    assert (data.status, data.previous_status) == ("break", "available")
+    assert isinstance(data, ChangeUnitStatus)
+    assert (data.status, data.requested_by) == ("break", "demo") and data.command_id == envelope.id
 
 
 # --- the process, with a fake producer and a mock API ------------------------------------------
@@ -403,9 +403,8 @@ def test_breaks_only_for_units_the_board_shows_available(city, settings, quick, 
     producer = FakeProducer()
     with api.client() as http:
         flow.run(settings, max_cycles=2, rng=random.Random(5), city=city, producer=producer, http=http)
-    changes = [(v["data"]["unit_id"], v["data"]["previous_status"], v["data"]["status"])
-               for v in producer.of_type("unit.status-changed")]
-    assert changes[:2] == [("tbt-car-1", "available", "break"), ("tbt-car-1", "break", "available")]
+    changes = [(v["data"]["unit_id"], v["data"]["status"]) for v in producer.of_type("change-unit-status")]
+    assert changes[:2] == [("tbt-car-1", "break"), ("tbt-car-1", "available")]
     assert api.gets
 
 
@@ -416,7 +415,7 @@ def test_no_break_when_the_board_is_not_readable(city, settings, quick, monkeypa
     with api.client() as http:
         flow.run(settings, max_cycles=3, rng=random.Random(6), city=city, producer=producer, http=http)
     assert len(api.gets) == 3
-    assert producer.of_type("unit.status-changed") == []
+    assert producer.of_type("change-unit-status") == []
 
 
 def test_units_on_break_come_back_when_the_demo_stops(city, settings, quick, monkeypatch):
@@ -425,7 +424,7 @@ def test_units_on_break_come_back_when_the_demo_stops(city, settings, quick, mon
     producer = FakeProducer()
     with FakeApi(settings, board=["mtg-car-1"]).client() as http:
         flow.run(settings, max_cycles=1, rng=random.Random(7), city=city, producer=producer, http=http)
-    statuses = [v["data"]["status"] for v in producer.of_type("unit.status-changed")]
+    statuses = [v["data"]["status"] for v in producer.of_type("change-unit-status")]
     assert statuses == ["break", "available"]
 
 

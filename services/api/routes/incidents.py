@@ -1,7 +1,6 @@
 """Incidents as the read model knows them."""
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
@@ -12,6 +11,7 @@ from schemas import topics
 from schemas.envelope import derived_id, utcnow
 from schemas.events import AssistanceDecided, MergeIncidents, SplitReport
 from schemas.registry import make_event
+from services.dispatch import intervals
 from services.intake.domain import UNLOCATED
 from services.projection import tables as t
 from services.projection.projector import as_aware
@@ -19,10 +19,11 @@ from services.projection.projector import as_aware
 from ..auth import Principal, Role
 from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, Supervisor
 from ..models import (
-    AssignmentOut, CommandAccepted, DecisionIn, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
+    AssignmentOut, CommandAccepted, DecisionIn, IncidentIntervalsOut, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
     RecommendationOut, SplitIn, TimelineItem,
 )
-from ..publisher import BrokerUnavailable
+from .. import commands
+from ..commands import publish
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 
@@ -46,7 +47,8 @@ def _recommendation(session, incident_id: str) -> RecommendationOut | None:
     if rec is None:
         return None
     return RecommendationOut(candidates=rec.candidates, excluded=rec.excluded,
-                             recommended_at=as_aware(rec.recommended_at))
+                             recommended_at=as_aware(rec.recommended_at), excluded_counts=rec.excluded_counts or {},
+                             shortfalls=rec.shortfalls or [], trigger=rec.trigger)
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
@@ -67,8 +69,13 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
         location=incident.location, jurisdiction=incident.jurisdiction, opened_at=as_aware(incident.opened_at),
         reports=list(reports),
         assignments=[AssignmentOut(assignment_id=a.assignment_id, unit_id=a.unit_id, status=a.status,
-                                   assigned_by=a.assigned_by, assigned_at=as_aware(a.assigned_at))
+                                   assigned_by=a.assigned_by, assigned_at=as_aware(a.assigned_at),
+                                   callsign=a.callsign, automatic=a.automatic, warning=a.warning,
+                                   acknowledged_at=as_aware(a.acknowledged_at), en_route_at=as_aware(a.en_route_at),
+                                   arrived_at=as_aware(a.arrived_at), ended_at=as_aware(a.ended_at),
+                                   end_reason=a.end_reason)
                      for a in assignments],
+        intervals=_intervals(session, incident_id),
         recommendation=recommendation,
         timeline=[TimelineItem(at=as_aware(e.at), type=e.type, actor=e.actor, summary=e.summary) for e in timeline],
         disposition=incident.disposition, lp_number=incident.lp_number,
@@ -90,6 +97,18 @@ def get_recommendations(incident_id: str, principal: IncidentReader, session: Se
     return rec
 
 
+def _intervals(session, incident_id: str) -> IncidentIntervalsOut | None:
+    row = session.get(t.IncidentIntervals, incident_id)
+    if row is None:
+        return None
+    steps = intervals.Steps(received_at=as_aware(row.received_at), dispatched_at=as_aware(row.dispatched_at),
+                            en_route_at=as_aware(row.en_route_at), on_scene_at=as_aware(row.on_scene_at))
+    seconds = intervals.of_incident(steps)
+    return IncidentIntervalsOut(received_at=steps.received_at, dispatched_at=steps.dispatched_at,
+                                en_route_at=steps.en_route_at, on_scene_at=steps.on_scene_at,
+                                **{f"{name}_s": value for name, value in seconds.items()})
+
+
 OPEN_STATES_ENDED = ("closed", "duplicate")
 
 
@@ -99,20 +118,6 @@ def _open_incident(session, incident_id: str, principal: Principal) -> t.Inciden
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"Kejadian {incident.number} sudah berstatus {incident.status}; tidak dapat diubah")
     return incident
-
-
-async def _publish(publisher, topic: str, envelope, key: str | None = None) -> None:
-    try:
-        await publisher.publish(topic, envelope, key=key)
-    except BrokerUnavailable:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                            "Sistem antrean sedang tidak tersedia; perintah belum tercatat, silakan ulangi",
-                            headers={"Retry-After": "5"}) from None
-
-
-def _command_id(principal: Principal, idempotency_key: str | None) -> str:
-    """The same Idempotency-Key names the same command, so a retried request changes nothing new."""
-    return derived_id("command", principal.sub, idempotency_key) if idempotency_key else str(uuid.uuid4())
 
 
 def _command_accepted(command_id: str, incident_id: str) -> JSONResponse:
@@ -130,11 +135,11 @@ async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher,
         raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian tidak dapat digabung dengan dirinya sendiri")
     source = _open_incident(session, incident_id, principal)
     _open_incident(session, body.into, principal)
-    command_id = _command_id(principal, idempotency_key)
+    command_id = commands.command_id(principal, idempotency_key)
     area = source.polres or UNLOCATED
     command = MergeIncidents(command_id=command_id, area=area, incident_id=incident_id, into=body.into,
                              requested_by=principal.sub, reason=body.reason)
-    await _publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
+    await publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
     return _command_accepted(command_id, body.into)
 
 
@@ -152,7 +157,7 @@ async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, s
     if session.scalar(select(t.IncidentReport).filter_by(incident_id=incident_id)
                       .where(t.IncidentReport.report_id != body.report_id)) is None:
         raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian ini hanya punya satu laporan; tidak ada yang dipisah")
-    command_id = _command_id(principal, idempotency_key)
+    command_id = commands.command_id(principal, idempotency_key)
     as_received = {"report_id": report.report_id, "tracking_code": report.tracking_code, "channel": report.channel,
                    "reporter": report.reporter, "description": report.description, "category": report.category,
                    "location": report.location, "received_at": as_aware(report.received_at).isoformat(),
@@ -160,7 +165,7 @@ async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, s
     command = SplitReport(command_id=command_id, area=incident.polres or UNLOCATED, incident_id=incident_id,
                           report_id=body.report_id, report=as_received, requested_by=principal.sub,
                           reason=body.reason)
-    await _publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
+    await publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
     return _command_accepted(command_id, incident_id)
 
 
@@ -178,7 +183,7 @@ async def decide_assistance(incident_id: str, body: DecisionIn, principal: Decid
     decided = AssistanceDecided(incident_id=incident_id, decision=body.decision, reason=body.reason,
                                 decided_by=principal.sub, decided_at=utcnow())
     event = make_event(decided, source="/spkt/api", event_id=derived_id("assistance.decided", incident_id))
-    await _publish(publisher, topics.INCIDENTS, event)
+    await publish(publisher, topics.INCIDENTS, event)
     return DecisionOut(**decided.model_dump(exclude={"incident_id"}), incident_id=incident_id)
 
 

@@ -1,0 +1,537 @@
+"""Which units to send: the pure ranking rules of the dispatch service.
+
+Pure: no Kafka, no faust, no HTTP, no SQL (stdlib, numpy, geopy, and the index and router here).
+
+The board keeps a `UnitIndex` (positions and dispatch-relevant state as numpy arrays) and a
+mapping unit_id → `UnitInfo` (the register as the board knows it); `sync_unit` copies the state
+of a UnitInfo into the index and must follow every change of one. `recommend` reads the state of
+ALL units from the index arrays in one vectorised pass and the UnitInfo only for what it prints.
+
+How `recommend` decides, in order (the first rule that applies is the unit's exclusion reason):
+
+1. excluded for this incident (`IncidentView.exclude_units`);
+2. not available (dispatched, en route, on scene, transporting, break, off duty, out of service);
+3. no position, or a position older than `position_max_age_s`;
+4. off shift (local time, `utc_offset_h`);
+5. beyond `radius_m` (approximate distance);
+6. when the response plan takes every candidate slot: a unit no plan line can use
+   (wrong kind, or the right kind without the capability);
+7. otherwise eligible; ETA = straight-line distance × circuity ÷ speed(kind) (or the router's
+   road time), plus `conditional_pull_cost_s` for a conditionally available unit (on patrol, at a
+   post, escorting, controlling traffic, guarding a scene, or available but on a turjawali duty).
+
+The `finalists` fastest by approximate ETA (per plan line, and overall when slots are left) are
+ranked exactly: geodesic distance (geopy's geodesic, WGS84) and the router. With the default
+straight-line router the geodesic is computed lazily: only for the units that are chosen or whose
+ETA could still beat a chosen one (the approximation's error is bounded, see index.py), which
+gives the same ranking as computing it for all finalists at a fraction of the cost.
+
+Then the plan is met: for each line, the `count` fastest units of its kind with its capabilities;
+the remaining slots (up to `max_candidates` in all, at least the plan's total) go to the fastest
+other eligible units; candidates are listed fastest first. A plan line nobody can fill becomes a
+shortfall. `excluded` lists the units NEAREST to the incident that are not candidates (at most
+`excluded_listed`, with a reason in Bahasa Indonesia); `excluded_counts` counts every unit by
+reason code (only codes that occur).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+import numpy as np
+from geopy.distance import geodesic as _geopy_geodesic
+
+from .index import (
+    ALWAYS_ON_DUTY, AVAILABLE, CONDITIONAL, NOT_AVAILABLE, UnitIndex, refined_error_bound, status_class,
+)
+from .router import DEFAULT_SPEED_KMH, DEFAULT_UNKNOWN_SPEED_KMH, Router, StraightLineRouter
+
+# One geopy geodesic (WGS84) measures every pair: `measure` is what geodesic(a, b).meters calls,
+# without building a Distance object each time.
+_GEODESIC = _geopy_geodesic(ellipsoid="WGS-84")
+
+STATUS_WORDS = {
+    "available": "tersedia", "dispatched": "sedang ditugaskan", "en_route": "dalam perjalanan",
+    "on_scene": "di TKP", "transporting": "sedang mengantar", "patrol": "patroli", "post": "di pos",
+    "escort": "pengawalan", "traffic_control": "pengaturan lalu lintas", "guarding_scene": "menjaga TKP",
+    "break": "istirahat", "off_duty": "lepas dinas", "out_of_service": "tidak beroperasi",
+}
+DUTY_WORDS = {
+    "pengaturan": "pengaturan (turjawali)", "penjagaan": "penjagaan (turjawali)",
+    "pengawalan": "pengawalan (turjawali)", "patroli": "patroli (turjawali)",
+}
+KIND_WORDS = {
+    "car": "mobil patroli", "motorcycle": "motor", "foot": "jalan kaki", "inafis": "inafis",
+    "reskrim": "reskrim", "lantas": "lantas",
+}
+
+# Reason codes of excluded_counts, in the order the rules apply.
+EXCLUDED_FOR_INCIDENT = "excluded_for_incident"
+BUSY = "not_available"
+NO_POSITION = "no_position"
+STALE = "stale_position"
+OFF_SHIFT = "off_shift"
+BEYOND_RADIUS = "beyond_radius"
+WRONG_KIND = "wrong_kind"
+LACKS_CAPABILITY = "lacks_capability"
+SLOWER = "slower_unit_available"
+NO_INCIDENT_LOCATION = "no_incident_location"
+
+
+@dataclass(frozen=True)
+class Need:
+    """One line of a category's response plan (cf. services.intake.categories.UnitNeed)."""
+
+    kind: str  # "car" | "motorcycle" | "foot" | "inafis" | "reskrim" | "lantas"
+    count: int = 1
+    capabilities: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        return f"{self.kind} ({', '.join(self.capabilities)})" if self.capabilities else self.kind
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    incident_id: str
+    lat: float | None
+    lon: float | None
+    category: str
+    priority: str  # P1..P4
+    plan: tuple[Need, ...] = ()
+    exclude_units: frozenset[str] = frozenset()  # e.g. units already assigned to it, the unit that pressed panic
+
+
+@dataclass
+class UnitInfo:
+    """The register and status as the board knows it (positions live in the index)."""
+
+    unit_id: str
+    callsign: str
+    kind: str
+    station: str
+    capabilities: tuple[str, ...] = ()
+    status: str = "available"  # secondary status (schemas.events.UnitStatus)
+    incident_id: str | None = None
+    shift: tuple[int, int] | None = None  # (start hour, end hour) local; end < start: night shift; None: always
+    duty: str | None = None  # turjawali duty when on one: pengaturan | penjagaan | pengawalan | patroli
+
+
+@dataclass(frozen=True)
+class RankingRules:
+    max_candidates: int = 5
+    position_max_age_s: float = 300
+    radius_m: float = 15_000
+    circuity: float = 1.35
+    speed_kmh: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPEED_KMH))
+    conditional_pull_cost_s: float = 240  # added to the ETA of a conditionally available unit
+    finalists: int = 32  # how many fastest (approximate) go to exact geodesic + router, per plan line
+    utc_offset_h: int = 7  # WIB, for shifts
+    excluded_listed: int = 50  # exclusions listed with reasons: the units nearest to the incident
+    default_speed_kmh: float = DEFAULT_UNKNOWN_SPEED_KMH  # a kind missing from speed_kmh
+
+
+@dataclass
+class Ranked:
+    unit_id: str
+    callsign: str
+    kind: str
+    distance_m: float  # geodesic (WGS84, geopy)
+    eta_s: float
+    reasons: list[str]
+    warnings: list[str]
+    conditional: bool
+    meets: str | None  # the plan line it fills, e.g. "inafis (identification)" or "car"; None: extra
+
+
+@dataclass
+class Recommendation:
+    candidates: list[Ranked]
+    excluded: list[tuple[str, str]]  # (unit_id, reason), the nearest non-candidates
+    excluded_counts: dict[str, int]  # reason code -> how many units, over ALL units
+    shortfalls: list[str]  # plan lines nobody can fill, in Bahasa Indonesia
+
+
+def sync_unit(index: UnitIndex, info: UnitInfo) -> int:
+    """Copy a UnitInfo's kind, capabilities, shift, status and duty into the index; its row."""
+    row = index.upsert_unit(info.unit_id, info.kind, info.capabilities, info.shift)
+    index.set_duty(info.unit_id, info.duty is not None)
+    index.set_status(info.unit_id, info.status)
+    return row
+
+
+def geodesic_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """geopy's geodesic distance (WGS84) in metres."""
+    return _GEODESIC.measure((lat1, lon1), (lat2, lon2)) * 1000.0  # geopy measures in km
+
+
+# --- wording ---------------------------------------------------------------------------------
+
+def format_distance(metres: float) -> str:
+    return f"{metres:.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km".replace(".", ",")
+
+
+def format_km(metres: float) -> str:
+    return f"{metres / 1000:g} km".replace(".", ",")
+
+
+def format_minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} menit"
+
+
+@lru_cache(maxsize=256)
+def shift_bounds(mask: int) -> tuple[int, int] | None:
+    """(start, end) hours of a shift mask (index.shift_mask); None for always on duty."""
+    if mask == ALWAYS_ON_DUTY or mask == 0:
+        return None
+    for h in range(24):
+        if mask >> h & 1 and not mask >> ((h - 1) % 24) & 1:
+            end = h
+            while mask >> (end % 24) & 1:
+                end += 1
+            return h, end % 24
+    return None
+
+
+def _local_hour(now: datetime, utc_offset_h: int) -> int:
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return (now.astimezone(timezone.utc) + timedelta(hours=utc_offset_h)).hour
+
+
+def _conditional_word(status: str, info: UnitInfo | None) -> str:
+    if status != "available":
+        return STATUS_WORDS.get(status, status)
+    if info is not None and info.duty:
+        return DUTY_WORDS.get(info.duty, info.duty)
+    return "tugas turjawali"
+
+
+def _shortfall(need: Need, found: int, radius_m: float) -> str:
+    what = f"butuh {need.count} unit {need.label()}"
+    if found == 0:
+        return f"{what}: tidak ada yang tersedia dalam radius {format_km(radius_m)}"
+    return f"{what}: hanya {found} tersedia dalam radius {format_km(radius_m)}"
+
+
+# --- the ranking -----------------------------------------------------------------------------
+
+class _Plan:
+    """The response plan resolved against the index's codes."""
+
+    def __init__(self, plan: tuple[Need, ...], index: UnitIndex) -> None:
+        self.needs = plan
+        self.kind_codes: list[int | None] = [index.kind_code_if_known(n.kind) for n in plan]
+        self.cap_bits: list[int | None] = [index.capability_bits(n.capabilities) for n in plan]
+        self.total = sum(n.count for n in plan)
+        self.labels = [n.label() for n in plan]
+
+    def pool_mask(self, i: int, kinds: np.ndarray, caps: np.ndarray) -> np.ndarray:
+        code, bits = self.kind_codes[i], self.cap_bits[i]
+        if code is None or bits is None:
+            return np.zeros(kinds.shape, dtype=bool)
+        mask = kinds == code
+        if bits:
+            b = np.uint64(bits)
+            mask &= (caps & b) == b
+        return mask
+
+    def kind_mask(self, kinds: np.ndarray) -> np.ndarray:
+        codes = [c for c in self.kind_codes if c is not None]
+        return np.isin(kinds, codes) if codes else np.zeros(kinds.shape, dtype=bool)
+
+    def matches(self, kind_code: int, caps: int) -> list[int]:
+        out = []
+        for i, (code, bits) in enumerate(zip(self.kind_codes, self.cap_bits)):
+            if code == kind_code and bits is not None and caps & bits == bits:
+                out.append(i)
+        return out
+
+
+def _speed_table(index: UnitIndex, router: Router) -> np.ndarray:
+    """Seconds per straight-line metre, by kind code."""
+    return np.array([router.seconds_per_metre(index.kind_name(c)) for c in range(len(index._kinds))])
+
+
+def _select(order: list[int], pools: list, plan: _Plan, slots: int,
+            ) -> tuple[list[tuple[int, int | None]], list[int]]:
+    """Greedy: each plan line takes its fastest; the rest of the slots the fastest others.
+
+    `order`: finalist positions, fastest first; `pools[p][i]`: finalist p can fill plan line i.
+    Returns [(finalist, plan line or None)] and how many each line got.
+    """
+    chosen: list[tuple[int, int | None]] = []
+    used: set[int] = set()
+    filled = [0] * len(plan.needs)
+    for i, need in enumerate(plan.needs):
+        if need.count <= 0:
+            continue
+        for p in order:
+            if pools[p][i] and p not in used:
+                used.add(p)
+                chosen.append((p, i))
+                filled[i] += 1
+                if filled[i] == need.count:
+                    break
+    free = slots - len(chosen)
+    for p in order:
+        if free <= 0:
+            break
+        if p not in used:
+            used.add(p)
+            chosen.append((p, None))
+            free -= 1
+    return chosen, filled
+
+
+def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: UnitIndex, now: datetime,
+              rules: RankingRules = RankingRules(), router: Router | None = None) -> Recommendation:
+    """The units to propose for an incident, fastest first, with reasons; why the nearest others not."""
+    if router is None:
+        router = StraightLineRouter.from_rules(rules)
+    plan = _Plan(incident.plan, index)
+    n = index.n_rows
+    active = index.active[:n]
+
+    if incident.lat is None or incident.lon is None:
+        shortfalls = [f"butuh {need.count} unit {need.label()}: lokasi kejadian belum diketahui"
+                      for need in plan.needs if need.count > 0]
+        return Recommendation([], [], {NO_INCIDENT_LOCATION: len(index)} if len(index) else {}, shortfalls)
+
+    lat0, lon0 = float(incident.lat), float(incident.lon)
+    now_s = now.timestamp()
+    hour = _local_hour(now, rules.utc_offset_h)
+    counts: dict[str, int] = {}
+
+    # 1-5: one vectorised pass over every row; `ok` narrows rule by rule.
+    d2 = index.approx_sq_distances_m(lat0, lon0)
+    ok = active.copy()
+    excluded_rows = [r for u in incident.exclude_units if (r := index.row(u)) is not None]
+    if excluded_rows:
+        ok[excluded_rows] = False
+        counts[EXCLUDED_FOR_INCIDENT] = len(excluded_rows)
+    klass = index.klass[:n]
+    mask = ok & (klass == NOT_AVAILABLE)
+    counts[BUSY] = int(np.count_nonzero(mask))
+    ok ^= mask
+    at = index.at[:n]
+    mask = ok & ~(at >= now_s - rules.position_max_age_s)  # NaN (no fix) is not >=
+    no_fix = int(np.count_nonzero(mask & np.isnan(at)))
+    counts[NO_POSITION] = no_fix
+    counts[STALE] = int(np.count_nonzero(mask)) - no_fix
+    ok ^= mask
+    mask = ok & ((index.shift[:n] & np.uint32(1 << hour)) == 0)
+    counts[OFF_SHIFT] = int(np.count_nonzero(mask))
+    ok ^= mask
+    r2 = rules.radius_m * rules.radius_m
+    mask = ok & (d2 > r2)
+    counts[BEYOND_RADIUS] = int(np.count_nonzero(mask))
+    ok ^= mask
+    rows = np.flatnonzero(ok)  # eligible so far, ascending
+
+    kinds = index.kind[rows]
+    caps = index.caps[rows]
+    slots = max(rules.max_candidates, plan.total)
+    free_slots = slots - plan.total
+    pool_masks = [plan.pool_mask(i, kinds, caps) for i in range(len(plan.needs))]
+    if plan.needs and free_slots <= 0:
+        # 6: every slot belongs to a plan line; a unit no line can use is not a candidate.
+        usable = np.zeros(rows.shape, dtype=bool)
+        for m in pool_masks:
+            usable |= m
+        right_kind = plan.kind_mask(kinds)
+        counts[LACKS_CAPABILITY] = int(np.count_nonzero(right_kind & ~usable))
+        counts[WRONG_KIND] = int(np.count_nonzero(~right_kind))
+        if not usable.all():
+            keep = np.flatnonzero(usable)
+            rows, kinds, caps = rows[keep], kinds[keep], caps[keep]
+            pool_masks = [m[keep] for m in pool_masks]
+
+    # 7: approximate ETA for every eligible unit; finalists per plan line and overall.
+    spm_table = _speed_table(index, router)
+    cond = index.klass[rows] == CONDITIONAL
+    eta = np.sqrt(d2[rows]) * spm_table[kinds] + cond * rules.conditional_pull_cost_s
+    picks = []
+    for m in pool_masks:
+        pool = np.flatnonzero(m)
+        picks.append(_k_smallest_positions(pool, eta[pool], rules.finalists))
+    if free_slots > 0 or not plan.needs:
+        picks.append(_k_smallest_positions(np.arange(rows.size), eta, rules.finalists))
+    fpos = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.intp)
+    frows = rows[fpos]
+
+    f_lat = index.lat[frows].tolist()
+    f_lon = index.lon[frows].tolist()
+    f_kinds = kinds[fpos]
+    f_cond = cond[fpos]
+    n_f = frows.size
+    # f_pools[p][i]: finalist p can fill plan line i
+    f_pools = (np.stack([m[fpos] for m in pool_masks], axis=1).tolist() if plan.needs else [()] * n_f)
+    pull = f_cond * rules.conditional_pull_cost_s
+    dist = index.refine_distances_m(lat0, lon0, frows)  # becomes exact (geodesic) where is_exact
+    is_exact = np.zeros(n_f, dtype=bool)
+
+    def measure(todo: list[int]) -> None:
+        for p in todo:
+            dist[p] = geodesic_m(lat0, lon0, f_lat[p], f_lon[p])
+        is_exact[todo] = True
+
+    if router.distance_only:
+        # Exact distances only where they can change the outcome: the chosen units, and any unit
+        # whose lowest possible ETA (approximation minus its error bound) could beat a chosen one.
+        spm = spm_table[f_kinds]
+        low = dist * (1 - 2 * refined_error_bound(dist)) * spm + pull
+        while True:
+            etas = dist * spm + pull
+            order = np.argsort(etas, kind="stable").tolist()
+            chosen, filled = _select(order, f_pools, plan, slots)
+            picked = [p for p, _ in chosen]
+            todo = [p for p in picked if not is_exact[p]]
+            if not todo and picked:
+                worst = etas[picked].max()
+                todo = np.flatnonzero(~is_exact & (low <= worst)).tolist()
+            if not todo:
+                break
+            measure(todo)
+    else:
+        measure(list(range(n_f)))
+        f_kind_names = [index.kind_name(c) for c in f_kinds.tolist()]
+        travel = router.travel_times_s((lat0, lon0), list(zip(f_lat, f_lon)), f_kind_names, dist.tolist())
+        etas = np.asarray(travel, dtype=np.float64) + pull
+        order = np.argsort(etas, kind="stable").tolist()
+        chosen, filled = _select(order, f_pools, plan, slots)
+
+    # Candidates, fastest first (chosen in plan order; ties keep the argsort order).
+    rank_of = {p: r for r, p in enumerate(order)}
+    chosen.sort(key=lambda pc: rank_of[pc[0]])
+    candidates: list[Ranked] = []
+    candidate_rows: set[int] = set()
+    ids = index._ids
+    for rank, (p, line) in enumerate(chosen):
+        row = int(frows[p])
+        candidate_rows.add(row)
+        unit_id = ids[row]
+        info = units.get(unit_id)
+        kind = index.kind_name(int(f_kinds[p]))
+        distance, eta_s = float(dist[p]), float(etas[p])
+        conditional = bool(f_cond[p])
+        reasons: list[str] = []
+        warnings: list[str] = []
+        if rank == 0:
+            reasons.append("tercepat tiba")
+        if conditional:
+            word = _conditional_word(index.status_name(int(index.status[row])), info)
+            reasons.append(f"tersedia bersyarat: sedang {word}")
+            warnings.append(f"sedang {word} — penarikan perlu dicatat")
+        else:
+            reasons.append("tersedia")
+        reasons.append(f"jarak {format_distance(distance)}")
+        eta_text = f"perkiraan tiba {format_minutes(eta_s)} ({kind}"
+        if conditional:
+            eta_text += f", termasuk {format_minutes(rules.conditional_pull_cost_s)} penarikan"
+        reasons.append(eta_text + ")")
+        meets = plan.labels[line] if line is not None else None
+        if meets:
+            reasons.append(f"memenuhi kebutuhan: {meets}")
+        candidates.append(Ranked(
+            unit_id=unit_id, callsign=info.callsign if info else unit_id, kind=kind,
+            distance_m=round(distance, 1), eta_s=round(eta_s, 1), reasons=reasons, warnings=warnings,
+            conditional=conditional, meets=meets,
+        ))
+
+    shortfalls = [_shortfall(need, filled[i], rules.radius_m)
+                  for i, need in enumerate(plan.needs) if filled[i] < need.count]
+    counts[SLOWER] = int(rows.size) - len(candidates)
+
+    excluded = _nearest_exclusions(index, incident, plan, rules, d2, rows, eta, candidate_rows,
+                                   excluded_rows, now_s, hour, free_slots, r2)
+    return Recommendation(candidates, excluded, {k: v for k, v in counts.items() if v}, shortfalls)
+
+
+def _k_smallest_positions(positions: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
+    if positions.size > k:
+        return positions[np.argpartition(keys, k - 1)[:k]]
+    return positions
+
+
+def _nearest_exclusions(index: UnitIndex, incident: IncidentView, plan: _Plan, rules: RankingRules,
+                        d2: np.ndarray, eligible: np.ndarray, eta: np.ndarray, candidate_rows: set[int],
+                        excluded_rows: list[int], now_s: float, hour: int, free_slots: int,
+                        r2: float) -> list[tuple[str, str]]:
+    """The non-candidates nearest to the incident (approximate distance), each with its reason.
+
+    The reason is the first rule that excludes the unit, in recommend()'s order; computed for
+    these few rows only (the counts over all units come from recommend's vectorised pass)."""
+    k = rules.excluded_listed
+    if k <= 0:
+        return []
+    n = index.n_rows
+    positioned = np.flatnonzero(index.active[:n] & ~np.isnan(d2))
+    want = k + len(candidate_rows)
+    keys = d2[positioned]
+    if positioned.size > want:
+        part = np.argpartition(keys, want - 1)[:want]
+        positioned, keys = positioned[part], keys[part]
+    near = positioned[np.argsort(keys, kind="stable")]
+    if candidate_rows:
+        near = near[~np.isin(near, list(candidate_rows))]
+    near = near[:k]
+    if near.size == 0:
+        return []
+    # Reason codes 0..7, first match wins (np.select takes the first true condition).
+    where = np.searchsorted(eligible, near)
+    np.minimum(where, max(eligible.size - 1, 0), out=where)
+    is_eligible = eligible[where] == near if eligible.size else np.zeros(near.shape, dtype=bool)
+    ages = now_s - index.at[near]
+    code = np.select(
+        [np.isin(near, excluded_rows) if excluded_rows else np.zeros(near.shape, dtype=bool),
+         index.klass[near] == NOT_AVAILABLE,
+         ~(ages <= rules.position_max_age_s),
+         (index.shift[near] & np.uint32(1 << hour)) == 0,
+         d2[near] > r2,
+         is_eligible],
+        [0, 1, 2, 3, 4, 5], default=6,
+    ).tolist()
+    ids = index._ids
+    status = index.status[near].tolist()
+    ages = ages.tolist()
+    shifts = index.shift[near].tolist()
+    kinds = index.kind[near].tolist()
+    dists = np.sqrt(d2[near]).tolist()
+    elig_eta = eta[where].tolist() if eligible.size else None
+    radius = format_km(rules.radius_m)
+    needed = ", ".join(plan.labels)
+    out: list[tuple[str, str]] = []
+    for j, row in enumerate(near.tolist()):
+        c = code[j]
+        if c == 0:
+            reason = "dikecualikan untuk kejadian ini"
+        elif c == 1:
+            word = index.status_name(status[j])
+            reason = f"tidak tersedia: {STATUS_WORDS.get(word, word)}"
+        elif c == 2:
+            reason = f"posisi kedaluwarsa ({round(ages[j] / 60)} menit)"
+        elif c == 3:
+            bounds = shift_bounds(shifts[j])
+            reason = f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})" if bounds else "di luar jam dinas"
+        elif c == 4:
+            reason = f"di luar radius {radius} ({format_distance(dists[j])})"
+        elif c == 5:
+            reason = f"ada unit lebih cepat (perkiraan tiba {format_minutes(elig_eta[j])})"
+        elif plan.needs and free_slots <= 0:
+            if kinds[j] in plan.kind_codes:
+                reason = f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"
+            else:
+                reason = f"jenis unit tidak dibutuhkan ({index.kind_name(kinds[j])}; butuh: {needed})"
+        else:  # pragma: no cover - every remaining unit is eligible when slots are left
+            reason = "ada unit lebih cepat"
+        out.append((ids[row], reason))
+    return out
+
+
+__all__ = [
+    "AVAILABLE", "CONDITIONAL", "NOT_AVAILABLE", "IncidentView", "Need", "Ranked", "RankingRules",
+    "Recommendation", "UnitInfo", "format_distance", "geodesic_m", "recommend", "status_class", "sync_unit",
+]
