@@ -30,7 +30,9 @@ class Board:
             self.position(event.unit_id, event.lat, event.lon, event.at.timestamp())
         elif isinstance(event, UnitRegistered):
             info = self.units.get(event.unit_id)
-            shift = (event.shift_start_h, event.shift_end_h) if event.shift_start_h is not None else None
+            # Both hours or no shift: a start without an end means always on duty (the schema's None).
+            has_shift = event.shift_start_h is not None and event.shift_end_h is not None
+            shift = (event.shift_start_h, event.shift_end_h) if has_shift else None
             if info is None:
                 info = self.units[event.unit_id] = UnitInfo(event.unit_id, event.callsign, event.kind, event.station)
             info.callsign, info.kind, info.station = event.callsign, event.kind, event.station

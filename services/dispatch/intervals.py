@@ -38,7 +38,7 @@ def of_incident(steps: Steps) -> dict[str, float | None]:
 
 
 def parse_shift_starts(text: str) -> tuple[int, ...]:
-    """"7,15,23" -> (7, 15, 23); ValueError for anything but distinct hours 0-23."""
+    """"7,15,23" -> (7, 15, 23), sorted, a repeated hour once; ValueError for none or outside 0-23."""
     hours = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
     if not hours or any(not 0 <= h <= 23 for h in hours):
         raise ValueError(f"shift start hours must be 0-23, got {text!r}")

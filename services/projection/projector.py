@@ -26,6 +26,11 @@ from . import tables as t
 log = logging.getLogger(__name__)
 
 
+# How far an assignment has come: a late event of an earlier stage never moves it back.
+ASSIGNMENT_STAGE = {"assigned": 0, "acknowledged": 1, "en_route": 2, "on_scene": 3,
+                    "declined": 4, "cancelled": 4, "cleared": 4}
+
+
 class Projector:
     def __init__(self, sessions: sessionmaker) -> None:
         self.sessions = sessions
@@ -177,16 +182,15 @@ class Projector:
         if e.incident_id and e.status == "en_route":
             self._first(s, e.incident_id, "en_route_at", e.changed_at)
             if e.assignment_id:
-                self._assignment(s, e.assignment_id, status="en_route", en_route_at=e.changed_at)
+                self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "en_route", en_route_at=e.changed_at)
         if e.incident_id and e.status not in ("dispatched",):
             self._timeline(s, env, e.incident_id, e.changed_by or env.source,
                            f"Unit {e.unit_id}: {status_words(e.status)}")
 
     def _UnitAssigned(self, s: Session, env: Envelope, e: UnitAssigned) -> None:
-        s.merge(t.Assignment(assignment_id=e.assignment_id, incident_id=e.incident_id, unit_id=e.unit_id,
-                             status="assigned", assigned_by=e.assigned_by, assigned_at=e.assigned_at,
-                             callsign=e.callsign, automatic=e.automatic, warning=e.warning,
-                             override_reason=e.override_reason))
+        self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "assigned", assigned_by=e.assigned_by,
+                         assigned_at=e.assigned_at, callsign=e.callsign, automatic=e.automatic, warning=e.warning,
+                         override_reason=e.override_reason)
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
                   .where(t.Incident.status == "received").values(status="assigned", updated_at=env.time))
         self._first(s, e.incident_id, "dispatched_at", e.assigned_at)
@@ -199,14 +203,16 @@ class Projector:
         self._timeline(s, env, e.incident_id, e.assigned_by, f"Unit {e.callsign or e.unit_id} ditugaskan{how}{extra}")
 
     def _AssignmentAcknowledged(self, s: Session, env: Envelope, e: AssignmentAcknowledged) -> None:
-        self._assignment(s, e.assignment_id, status="acknowledged", acknowledged_at=e.acknowledged_at)
+        self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "acknowledged",
+                         acknowledged_at=e.acknowledged_at)
         if e.command_id:
             self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
                                                   "status": "acknowledged"}, e.acknowledged_at)
         self._timeline(s, env, e.incident_id, e.unit_id, f"Unit {e.unit_id} menerima penugasan")
 
     def _AssignmentDeclined(self, s: Session, env: Envelope, e: AssignmentDeclined) -> None:
-        self._assignment(s, e.assignment_id, status="declined", ended_at=e.declined_at, end_reason=e.reason)
+        self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "declined", ended_at=e.declined_at,
+                         end_reason=e.reason)
         if e.command_id:
             self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
                                                   "status": "declined"}, e.declined_at)
@@ -221,7 +227,7 @@ class Projector:
 
     def _UnitArrived(self, s: Session, env: Envelope, e: UnitArrived) -> None:
         if e.assignment_id:
-            self._assignment(s, e.assignment_id, status="on_scene", arrived_at=e.arrived_at)
+            self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "on_scene", arrived_at=e.arrived_at)
         self._first(s, e.incident_id, "on_scene_at", e.arrived_at)
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
                   .where(t.Incident.status.in_(("received", "assigned"))).values(status="on_scene",
@@ -229,7 +235,7 @@ class Projector:
 
     def _AssignmentEnded(self, s: Session, env: Envelope, e: AssignmentEnded) -> None:
         if e.assignment_id and e.why != "declined":
-            self._assignment(s, e.assignment_id, status=e.why, ended_at=e.ended_at)
+            self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, e.why, ended_at=e.ended_at)
 
     def _CommandRejected(self, s: Session, env: Envelope, e: CommandRejected) -> None:
         self._outcome(s, e.command_id, False, {"command": e.command}, e.rejected_at, reason=e.reason)
@@ -241,8 +247,19 @@ class Projector:
             s.add(t.CommandOutcome(command_id=command_id, accepted=accepted, reason=reason, result=result, at=at))
 
     @staticmethod
-    def _assignment(s: Session, assignment_id: str, **values) -> None:
-        s.execute(update(t.Assignment).where(t.Assignment.assignment_id == assignment_id).values(**values))
+    def _assignment(s: Session, assignment_id: str, incident_id: str, unit_id: str, status: str, **values) -> None:
+        """Create or complete the assignment; its status only moves forward. Status changes and
+        assignment events come on two topics, read in no fixed order."""
+        row = s.get(t.Assignment, assignment_id)
+        if row is None:
+            row = t.Assignment(assignment_id=assignment_id, incident_id=incident_id, unit_id=unit_id, status=status,
+                               assigned_by=values.pop("assigned_by", "-"),
+                               assigned_at=values.pop("assigned_at", None) or next(iter(values.values())))
+            s.add(row)
+        elif ASSIGNMENT_STAGE.get(status, 0) > ASSIGNMENT_STAGE.get(row.status, 0):
+            row.status = status
+        for name, value in values.items():
+            setattr(row, name, value)
 
     @staticmethod
     def _first(s: Session, incident_id: str, column: str, at: datetime) -> None:
