@@ -101,6 +101,9 @@ class UnitIndex:
         self._status_codes: dict[str, int] = {s: i for i, s in enumerate(STATUSES)}
         self._statuses: list[str] = list(STATUSES)
         self._cap_bits: dict[str, int] = {}
+        # Derived lookups of the ranking (resolved plans, speed tables), keyed by what they depend
+        # on; cleared whenever a kind or capability is registered.
+        self.cache: dict = {}
         self._alloc(capacity)
 
     # --- storage --------------------------------------------------------------------------
@@ -149,12 +152,17 @@ class UnitIndex:
     def status_name(self, code: int) -> str:
         return self._statuses[code]
 
+    @property
+    def kind_names(self) -> tuple[str, ...]:
+        return tuple(self._kinds)
+
     def kind_code(self, kind: str) -> int:
         """The code of a kind, registering it when new (its speed falls back to the default)."""
         code = self._kind_codes.get(kind)
         if code is None:
             code = self._kind_codes[kind] = len(self._kinds)
             self._kinds.append(kind)
+            self.cache.clear()
         return code
 
     def kind_code_if_known(self, kind: str) -> int | None:
@@ -171,6 +179,7 @@ class UnitIndex:
                 if len(self._cap_bits) >= 64:
                     raise ValueError("UnitIndex supports at most 64 distinct capabilities")
                 bit = self._cap_bits[cap] = len(self._cap_bits)
+                self.cache.clear()
             bits |= 1 << bit
         return bits
 
