@@ -16,7 +16,7 @@ Measured in one run:
   candidates' reasons, the nearest exclusions and the counts over all units): p50 / p99 / max;
 - the same with the geodesic computed for every finalist (no lazy bound), for comparison;
 - a naive baseline on a subset of incidents: geopy's geodesic to every positioned unit, then the
-  same filters and a sort (what services.dispatch.domain.recommend did), p50 / p99;
+  same filters and a sort (what the walking skeleton's dispatch did), p50 / p99;
 - position updates per second into the index (`update_position`, one call per fix).
 
 Targets (reported, never asserted): recommend p99 <= 1 ms, >= 500x faster than the naive loop,
