@@ -357,7 +357,7 @@ class DeclineIn(BaseModel):
 class AssignmentAnswerOut(BaseModel):
     assignment_id: str
     unit_id: str
-    status: str
+    status: Literal["accepted", "declined"]
 
 
 class BackupIn(BaseModel):

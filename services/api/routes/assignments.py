@@ -71,7 +71,7 @@ async def _answer(assignment_id: str, accept: bool, reason: str | None, request:
                                   accept=accept, reason=reason, requested_by=principal.sub, requested_at=utcnow())
     return await _decided(request, publisher, settings, command,
                           lambda o: AssignmentAnswerOut(assignment_id=assignment_id, unit_id=found.unit_id,
-                                                        status=o.result.get("status", "acknowledged")))
+                                                        status="accepted" if accept else "declined"))
 
 
 ANSWER_RESPONSES = {202: {"model": CommandPending}, 404: {"description": ASSIGNMENT_NOT_FOUND},

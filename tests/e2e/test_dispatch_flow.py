@@ -1,0 +1,182 @@
+"""Dispatch through the API on the running stack: recommend, assign, accept, arrive; the race; panic."""
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from deploy.stack import start_system
+from services.api.auth import Role, mint
+from spkt.settings import Settings
+from tests.support import free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SCENE = (-6.2440, 106.8000)     # Blok M, Jakarta Selatan
+FAR_AWAY = (-6.1300, 106.8200)  # ~13 km north
+
+
+@pytest.fixture(scope="module")
+def system(kafka_settings, tmp_path_factory):
+    state = tmp_path_factory.mktemp("e2e-dispatch")
+    settings = Settings(**{**kafka_settings.model_dump(), "state_dir": state, "api_port": free_port(),
+                           "database_url": f"sqlite:///{state / 'spkt.db'}", "assignment_ack_s": 3.0,
+                           "command_wait_s": 15.0})
+    stack = start_system(settings)
+    try:
+        yield settings
+    finally:
+        stack.stop()
+
+
+def api(settings, role: Role, **claims) -> httpx.Client:
+    token = mint(settings, sub=f"test-{role.value}-{claims.get('unit_id', '')}", role=role, **claims)
+    return httpx.Client(base_url=settings.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def units(system):
+    """Units registered through the API, with GPS fixes from their own phones."""
+    run = uuid.uuid4().hex[:6]
+    spec = {  # name: (kind, capabilities, position)
+        "moto": ("motorcycle", ["rapid_response"], (SCENE[0] + 0.0035, SCENE[1])),   # ~400 m
+        "car": ("car", [], (SCENE[0] - 0.0055, SCENE[1])),                            # ~600 m
+        "blind": ("car", [], None),                                                   # never sent a fix
+        "far": ("car", [], FAR_AWAY),
+        "far2": ("car", [], (FAR_AWAY[0] + 0.004, FAR_AWAY[1])),                      # ~450 m from far
+    }
+    ids = {name: f"e2e-{name}-{run}" for name in spec}
+    with api(system, Role.admin) as admin:
+        for name, (kind, caps, _) in spec.items():
+            r = admin.post("/api/v1/units", json={"unit_id": ids[name], "callsign": f"{name.upper()}-{run}",
+                                                   "kind": kind, "station": "polsek-kebayoran-baru",
+                                                   "capabilities": caps})
+            assert r.status_code == 201, r.text
+        bad = admin.post("/api/v1/units", json={"unit_id": "x y", "callsign": "X", "kind": "tank", "station": "s"})
+        assert bad.status_code == 422 and "kind" in bad.text
+    for name, (_, _, where) in spec.items():
+        if where is None:
+            continue
+        with api(system, Role.field_unit, unit_id=ids[name]) as phone:
+            r = phone.post(f"/api/v1/units/{ids[name]}/position", json={"lat": where[0], "lon": where[1]})
+            assert r.status_code == 202, r.text
+            other = phone.post(f"/api/v1/units/{ids['blind']}/position", json={"lat": 0, "lon": 0})
+            assert other.status_code == 403
+    with api(system, Role.dispatcher) as board:
+        def positioned():
+            items = {u["unit_id"]: u for u in board.get("/api/v1/units").json()["items"]}
+            return all(ids[n] in items and (items[ids[n]]["position"] is not None) == (spec[n][2] is not None)
+                       for n in spec) and items
+        items = wait_for(positioned, timeout=60, what="units and positions on the board")
+    assert items[ids["blind"]]["stale"] and not items[ids["moto"]]["stale"]
+    return ids
+
+
+def report_and_wait(system, description: str, where, category: str) -> dict:
+    with api(system, Role.call_taker) as taker:
+        r = taker.post("/api/v1/reports", json={"channel": "phone_110", "description": description,
+                                                "category": category, "location": {"lat": where[0], "lon": where[1]}})
+        assert r.status_code == 202, r.text
+        return incident_with_recommendation(taker, r.json()["report_id"])
+
+
+def incident_with_recommendation(client, report_id: str) -> dict:
+    def linked():
+        body = client.get(f"/api/v1/reports/{report_id}").json()
+        return body.get("incident_id")
+    incident_id = wait_for(linked, timeout=60, what=f"report {report_id} on an incident")
+
+    def recommended():
+        body = client.get(f"/api/v1/incidents/{incident_id}").json()
+        return body if body.get("recommendation") else None
+    return wait_for(recommended, timeout=60, what=f"a recommendation for {incident_id}")
+
+
+def test_incident_to_recommendation_to_assignment_to_the_scene(system, units):
+    incident = report_and_wait(system, "Ada jambret HP di depan halte Blok M, pelaku naik motor", SCENE,
+                               "street_robbery")
+    incident_id = incident["incident_id"]
+    rec = incident["recommendation"]
+    candidates = {c["unit_id"]: c for c in rec["candidates"]}
+    excluded = {x["unit_id"]: x["reason"] for x in rec["excluded"]}
+    assert rec["candidates"][0]["unit_id"] == units["moto"]  # nearest and fastest, and meets the plan
+    assert units["car"] in candidates and all(c["reasons"] for c in rec["candidates"])
+    assert any("jarak" in reason for reason in candidates[units["moto"]]["reasons"])
+    assert candidates[units["moto"]]["meets"] and candidates[units["car"]]["meets"]
+    order = [c["unit_id"] for c in rec["candidates"]]
+    assert units["blind"] not in candidates
+    assert units["far"] not in candidates or order.index(units["far"]) > order.index(units["car"])
+    assert "posisi" in excluded.get(units["blind"], "posisi") and rec["excluded_counts"]
+
+    top = units["moto"]
+    with api(system, Role.dispatcher) as one, api(system, Role.dispatcher) as two:
+        with ThreadPoolExecutor(2) as pool:  # two dispatchers click "assign" on the same unit at once
+            answers = list(pool.map(lambda c: c.post(f"/api/v1/incidents/{incident_id}/assignments",
+                                                     json={"unit_id": top}), (one, two)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201, 409], [a.text for a in answers]
+    won = next(a for a in answers if a.status_code == 201).json()
+    lost = next(a for a in answers if a.status_code == 409).json()
+    assert won["status"] == "dispatched" and won["unit_id"] == top and "ditugaskan" in lost["detail"]
+
+    with api(system, Role.field_unit, unit_id=top) as phone:
+        accepted = phone.post(f"/api/v1/assignments/{won['assignment_id']}/accept")
+        assert accepted.status_code == 200 and accepted.json()["status"] == "accepted", accepted.text
+        illegal = phone.post(f"/api/v1/units/{top}/status", json={"status": "dispatched"})
+        assert illegal.status_code == 409 and "dalam perjalanan" in illegal.json()["detail"]
+        assert "on_scene" in illegal.json()["detail"]  # says which moves are allowed
+        arrived = phone.post(f"/api/v1/units/{top}/status", json={"status": "on_scene", "incident_id": incident_id})
+        assert arrived.status_code == 200, arrived.text
+        assert arrived.json()["status"] == "on_scene" and arrived.json()["previous_status"] == "en_route"
+        not_mine = phone.post(f"/api/v1/units/{units['car']}/status", json={"status": "break"})
+        assert not_mine.status_code == 403
+
+    with api(system, Role.dispatcher) as client:
+        def on_scene():
+            body = client.get(f"/api/v1/incidents/{incident_id}").json()
+            return body["status"] == "on_scene" and body["intervals"]["response_s"] is not None and body
+        body = wait_for(on_scene, timeout=30, what="the incident on scene with its intervals")
+        assignment = body["assignments"][0]
+        assert assignment["status"] == "on_scene" and assignment["acknowledged_at"] and assignment["arrived_at"]
+        intervals = body["intervals"]
+        assert intervals["call_processing_s"] >= 0 and intervals["turnout_s"] >= 0 and intervals["travel_s"] >= 0
+        assert intervals["response_s"] == pytest.approx(intervals["turnout_s"] + intervals["travel_s"], abs=0.01)
+        summaries = " | ".join(item["summary"] for item in body["timeline"])
+        assert "ditugaskan" in summaries and "menerima penugasan" in summaries and "di TKP" in summaries
+        day = client.get("/api/v1/intervals").json()
+        assert sum(g["response"]["count"] for g in day["groups"]) >= 1, day
+        board = {u["unit_id"]: u for u in client.get("/api/v1/units").json()["items"]}
+        assert board[top]["status"] == "on_scene" and board[top]["availability"] == "not_available"
+
+
+def test_an_unacknowledged_assignment_alerts_and_is_recommended_again(system, units):
+    incident = report_and_wait(system, "Motor saya dicuri di parkiran pasar Blok M", SCENE, "vehicle_theft")
+    incident_id = incident["incident_id"]
+    with api(system, Role.dispatcher) as client:
+        r = client.post(f"/api/v1/incidents/{incident_id}/assignments", json={"unit_id": units["car"]})
+        assert r.status_code == 201, r.text
+    with api(system, Role.supervisor) as supervisor:  # nobody answers within SPKT_ASSIGNMENT_ACK_S (3 s)
+        def alerted():
+            items = supervisor.get("/api/v1/escalations").json()["items"]
+            return [e for e in items if e["incident_id"] == incident_id and e["why"] == "assignment_unacknowledged"]
+        alert = wait_for(alerted, timeout=30, what="the unacknowledged assignment before the supervisor")
+        assert units["car"] in alert[0]["detail"]
+
+        def again():
+            rec = supervisor.get(f"/api/v1/incidents/{incident_id}/recommendations").json()
+            return rec.get("trigger") == "assignment.unacknowledged" and rec
+        rec = wait_for(again, timeout=30, what="a fresh recommendation after the alert")
+        assert units["car"] not in [c["unit_id"] for c in rec["candidates"]]  # it is on this incident already
+
+
+def test_the_panic_button_opens_a_p1_incident_and_recommends_the_nearest_backup(system, units):
+    pressed = units["far"]
+    with api(system, Role.field_unit, unit_id=pressed) as phone:
+        r = phone.post(f"/api/v1/units/{pressed}/panic", json={"note": "dikepung massa"})
+        assert r.status_code == 202, r.text
+    with api(system, Role.dispatcher) as client:
+        incident = incident_with_recommendation(client, r.json()["report_id"])
+    assert incident["priority"] == "P1" and incident["category"] == "officer_emergency"
+    candidates = [c["unit_id"] for c in incident["recommendation"]["candidates"]]
+    assert candidates[0] == units["far2"], incident["recommendation"]  # the nearest other unit
+    assert pressed not in candidates
