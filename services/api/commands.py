@@ -7,13 +7,17 @@ Nothing recorded within the wait: 202 with where to look.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 import uuid
 
 from fastapi import HTTPException, status
-from sqlalchemy.orm import sessionmaker
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
-from schemas.envelope import Envelope, derived_id
+from schemas.envelope import Envelope, derived_id, utcnow
 from services.projection import tables as t
 
 from .auth import Principal
@@ -58,3 +62,36 @@ async def await_outcome(sessions: sessionmaker, command_id_: str, wait_s: float)
 def raise_if_rejected(found: t.CommandOutcome) -> None:
     if not found.accepted:
         raise HTTPException(status.HTTP_409_CONFLICT, found.reason or "Perintah ditolak")
+
+
+# --- Idempotency-Key: a repeat gets the first answer and records nothing new ----------------------
+def _request_hash(request_body: dict) -> str:
+    return hashlib.sha256(json.dumps(request_body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def earlier_answer(session: Session, stored_key: str | None, request_body: dict) -> JSONResponse | None:
+    """The answer given to the first request with this key, or None; 409 if the key named another request."""
+    if not stored_key:
+        return None
+    earlier = session.get(t.IdempotentRequest, stored_key)
+    if earlier is None:
+        return None
+    if earlier.request_hash != _request_hash(request_body):
+        raise HTTPException(status.HTTP_409_CONFLICT, "Idempotency-Key ini sudah dipakai untuk permintaan yang berbeda")
+    location = earlier.response.get("_location")
+    body = {k: v for k, v in earlier.response.items() if k != "_location"}
+    return JSONResponse(body, status_code=earlier.status_code, headers={"Location": location} if location else None)
+
+
+def remember_answer(session: Session, stored_key: str | None, request_body: dict, status_code: int, body: dict,
+                    location: str | None = None) -> JSONResponse:
+    """Keep the answer for repeats of the same key, and give it."""
+    if stored_key:
+        session.add(t.IdempotentRequest(key=stored_key, request_hash=_request_hash(request_body),
+                                        status_code=status_code, response={**body, "_location": location},
+                                        created_at=utcnow()))
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent repeat stored it first: the same command, the same answer
+            session.rollback()
+    return JSONResponse(body, status_code=status_code, headers={"Location": location} if location else None)

@@ -136,9 +136,12 @@ def test_declined_and_undecided_assistance_requests_reach_the_supervisor(system)
     with api(system, Role.dispatcher) as dispatcher:
         no_reason = dispatcher.post(f"/api/v1/incidents/{incident['incident_id']}/decision", json={"decision": "decline"})
         assert no_reason.status_code == 422 and "alasan wajib" in no_reason.text
-        decided = dispatcher.post(f"/api/v1/incidents/{incident['incident_id']}/decision",
-                                  json={"decision": "decline", "reason": "Surat kuasa dari pemilik tidak ada"})
+        decision = {"decision": "decline", "reason": "Surat kuasa dari pemilik tidak ada"}
+        key = {"Idempotency-Key": f"decision-{incident['incident_id']}"}
+        decided = dispatcher.post(f"/api/v1/incidents/{incident['incident_id']}/decision", json=decision, headers=key)
         assert decided.status_code == 201 and decided.json()["decided_by"] == "test-dispatcher"
+        retried = dispatcher.post(f"/api/v1/incidents/{incident['incident_id']}/decision", json=decision, headers=key)
+        assert (retried.status_code, retried.json()) == (201, decided.json())
     with api(system, Role.supervisor) as supervisor:
         def escalated():
             items = supervisor.get("/api/v1/escalations").json()["items"]
@@ -165,11 +168,17 @@ def test_dispatchers_merge_and_split(system):
         ia, ib = incident_of(client, a["report_id"]), incident_of(client, b["report_id"])
         assert ia["incident_id"] != ib["incident_id"]
     with api(system, Role.dispatcher) as dispatcher:
-        merged = dispatcher.post(f"/api/v1/incidents/{ib['incident_id']}/merge",
-                                 json={"into": ia["incident_id"], "reason": "asap dari kebakaran yang sama"})
+        merge_body = {"into": ia["incident_id"], "reason": "asap dari kebakaran yang sama"}
+        key = {"Idempotency-Key": f"merge-{ib['incident_id']}"}
+        merged = dispatcher.post(f"/api/v1/incidents/{ib['incident_id']}/merge", json=merge_body, headers=key)
         assert merged.status_code == 202 and merged.json()["command_id"]
         wait_for(lambda: dispatcher.get(f"/api/v1/incidents/{ib['incident_id']}").json()["status"] == "duplicate",
                  timeout=30, what="the merged incident marked duplicate")
+        # The console retries (its answer was lost): the first answer again, not a 409 for the merged incident.
+        retried = dispatcher.post(f"/api/v1/incidents/{ib['incident_id']}/merge", json=merge_body, headers=key)
+        assert (retried.status_code, retried.json()) == (202, merged.json())
+        reused = dispatcher.post(f"/api/v1/incidents/{ib['incident_id']}/merge", json={"into": "lain"}, headers=key)
+        assert reused.status_code == 409 and "Idempotency-Key" in reused.json()["detail"]
         survivor = dispatcher.get(f"/api/v1/incidents/{ia['incident_id']}").json()
         assert sorted(survivor["reports"]) == sorted([a["report_id"], b["report_id"]])
         assert dispatcher.get(f"/api/v1/reports/{b['report_id']}").json()["merged"] is True

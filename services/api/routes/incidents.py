@@ -120,9 +120,15 @@ def _open_incident(session, incident_id: str, principal: Principal) -> t.Inciden
     return incident
 
 
-def _command_accepted(command_id: str, incident_id: str) -> JSONResponse:
+def _stored_key(principal: Principal, what: str, incident_id: str, idempotency_key: str | None) -> str | None:
+    return f"{principal.sub}:{what}:{incident_id}:{idempotency_key}" if idempotency_key else None
+
+
+def _command_accepted(session, stored_key: str | None, request, command_id: str, incident_id: str) -> JSONResponse:
+    """202 with the command id; a retry with the same Idempotency-Key gets this same answer."""
     body = CommandAccepted(command_id=command_id).model_dump()
-    return JSONResponse(body, status_code=202, headers={"Location": f"/api/v1/incidents/{incident_id}"})
+    return commands.remember_answer(session, stored_key, request.model_dump(mode="json"), 202, body,
+                                    f"/api/v1/incidents/{incident_id}")
 
 
 @router.post("/{incident_id}/merge", status_code=202, response_model=CommandAccepted,
@@ -131,6 +137,9 @@ async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher,
                          publisher: PublisherDep,
                          idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """Merge this incident into another (EIDO: REPLACED / REPLACING); its reporters stay informed."""
+    stored_key = _stored_key(principal, "merge", incident_id, idempotency_key)
+    if (earlier := commands.earlier_answer(session, stored_key, body.model_dump(mode="json"))) is not None:
+        return earlier
     if body.into == incident_id:
         raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian tidak dapat digabung dengan dirinya sendiri")
     source = _open_incident(session, incident_id, principal)
@@ -140,7 +149,7 @@ async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher,
     command = MergeIncidents(command_id=command_id, area=area, incident_id=incident_id, into=body.into,
                              requested_by=principal.sub, reason=body.reason)
     await publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
-    return _command_accepted(command_id, body.into)
+    return _command_accepted(session, stored_key, body, command_id, body.into)
 
 
 @router.post("/{incident_id}/split", status_code=202, response_model=CommandAccepted,
@@ -149,6 +158,9 @@ async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, s
                        publisher: PublisherDep,
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """Take a report out of this incident into a new incident of its own (EIDO: SPLIT)."""
+    stored_key = _stored_key(principal, "split", incident_id, idempotency_key)
+    if (earlier := commands.earlier_answer(session, stored_key, body.model_dump(mode="json"))) is not None:
+        return earlier
     incident = _open_incident(session, incident_id, principal)
     link = session.get(t.IncidentReport, body.report_id)
     report = session.get(t.Report, body.report_id)
@@ -166,14 +178,18 @@ async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, s
                           report_id=body.report_id, report=as_received, requested_by=principal.sub,
                           reason=body.reason)
     await publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
-    return _command_accepted(command_id, incident_id)
+    return _command_accepted(session, stored_key, body, command_id, incident_id)
 
 
 @router.post("/{incident_id}/decision", status_code=201, response_model=DecisionOut,
              responses={404: {"description": NOT_FOUND}, 409: {"description": "Not a request, or decided already"}})
 async def decide_assistance(incident_id: str, body: DecisionIn, principal: Decider, session: SessionDep,
-                            publisher: PublisherDep) -> DecisionOut:
+                            publisher: PublisherDep,
+                            idempotency_key: Annotated[str | None, Header(max_length=200)] = None):
     """The recorded decision on a request for assistance: accept, decline (with reason) or refer."""
+    stored_key = _stored_key(principal, "decision", incident_id, idempotency_key)
+    if (earlier := commands.earlier_answer(session, stored_key, body.model_dump(mode="json"))) is not None:
+        return earlier
     incident = _visible_incident(session, incident_id, principal)
     if not incident.assistance_request:
         raise HTTPException(status.HTTP_409_CONFLICT, "Kejadian ini bukan permintaan pendampingan")
@@ -184,7 +200,9 @@ async def decide_assistance(incident_id: str, body: DecisionIn, principal: Decid
                                 decided_by=principal.sub, decided_at=utcnow())
     event = make_event(decided, source="/spkt/api", event_id=derived_id("assistance.decided", incident_id))
     await publish(publisher, topics.INCIDENTS, event)
-    return DecisionOut(**decided.model_dump(exclude={"incident_id"}), incident_id=incident_id)
+    out = DecisionOut(**decided.model_dump(exclude={"incident_id"}), incident_id=incident_id)
+    return commands.remember_answer(session, stored_key, body.model_dump(mode="json"), 201,
+                                    out.model_dump(mode="json"), f"/api/v1/incidents/{incident_id}")
 
 
 escalations_router = APIRouter(prefix="/api/v1/escalations", tags=["incidents"])

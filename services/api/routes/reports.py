@@ -24,6 +24,7 @@ from services.intake.setup import area_of
 from services.projection import tables as t
 from services.projection.projector import as_aware
 
+from .. import commands
 from ..auth import Role
 from ..deps import AnyRole, IncidentReader, PublisherDep, ReportWriter, SessionDep, SettingsDep
 from ..metrics import REPORTS_ACCEPTED
@@ -73,16 +74,11 @@ def _caller_warning(session, phone: str | None) -> str | None:
 async def _accept(session, publisher, *, report_fields: dict, key_scope: str,
                   idempotency_key: str | None, request_body: dict, area: str) -> JSONResponse:
     """Publish a report.received and answer 202 once the broker has it; a repeated key gets the first answer."""
-    request_hash = hashlib.sha256(json.dumps(request_body, sort_keys=True, default=str).encode()).hexdigest()
     stored_key = f"{key_scope}:{idempotency_key}" if idempotency_key else None
+    earlier = commands.earlier_answer(session, stored_key, request_body)
+    if earlier is not None:
+        return earlier
     if stored_key:
-        earlier = session.get(t.IdempotentRequest, stored_key)
-        if earlier is not None:
-            if earlier.request_hash != request_hash:
-                raise HTTPException(status.HTTP_409_CONFLICT,
-                                    "Idempotency-Key ini sudah dipakai untuk laporan yang berbeda")
-            return JSONResponse(earlier.response, status_code=earlier.status_code,
-                                headers={"Location": f"/api/v1/reports/{earlier.response['report_id']}"})
         # The same key always names the same report and event, even if two requests race.
         report_id = derived_id("report", stored_key)
     else:
@@ -101,14 +97,7 @@ async def _accept(session, publisher, *, report_fields: dict, key_scope: str,
     REPORTS_ACCEPTED.labels(channel=received.channel).inc()
     accepted = ReportAccepted(report_id=report_id, tracking_code=code, caller_warning=warning)
     body = accepted.model_dump(exclude_none=True)
-    if stored_key:
-        session.add(t.IdempotentRequest(key=stored_key, request_hash=request_hash, status_code=202,
-                                        response=body, created_at=utcnow()))
-        try:
-            session.commit()
-        except IntegrityError:  # a concurrent repeat stored it first: same report, same answer
-            session.rollback()
-    return JSONResponse(body, status_code=202, headers={"Location": f"/api/v1/reports/{report_id}"})
+    return commands.remember_answer(session, stored_key, request_body, 202, body, f"/api/v1/reports/{report_id}")
 
 
 @router.post("/api/v1/reports", status_code=status.HTTP_202_ACCEPTED, response_model=ReportAccepted,
