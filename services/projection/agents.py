@@ -15,3 +15,8 @@ def on_event(envelope: Envelope, event: EventData, origin: Origin) -> None:
 @app.agent(read_model_events, concurrency=1)
 async def project(stream):
     await handle_each(app, SERVICE, stream, on_event)
+
+
+@app.timer(interval=0.5)
+async def flush_positions() -> None:
+    projector.flush_positions()

@@ -1,7 +1,10 @@
 """Applies events to the read model. Each event once: its id is recorded in the same transaction.
 
-GPS positions are the exception: they are many, and applying one twice is harmless (a position
-only replaces an older one), so they are not recorded one by one.
+GPS positions are the exception: they are many (thousands a second), and applying one twice is
+harmless (a position only replaces an older one), so they are not recorded one by one. They are
+coalesced per unit in memory and written together (`flush_positions`, every half second and every
+POSITION_BATCH units): a console needs a unit's latest fix, not each one. One lost on a crash is
+replaced by the unit's next fix seconds later.
 """
 from __future__ import annotations
 
@@ -31,16 +34,20 @@ ASSIGNMENT_STAGE = {"assigned": 0, "acknowledged": 1, "en_route": 2, "on_scene":
                     "declined": 4, "cancelled": 4, "cleared": 4}
 
 
+POSITION_BATCH = 500
+
+
 class Projector:
     def __init__(self, sessions: sessionmaker) -> None:
         self.sessions = sessions
+        self._positions: dict[str, tuple[float, float, datetime]] = {}
 
     def apply(self, envelope: Envelope, event: EventData, *, topic: str = "", partition: int = -1,
               offset: int = -1) -> bool:
         """True when applied, False when it was seen before (or is not for the read model)."""
+        if isinstance(event, UnitPositionReported):
+            return self._hold_position(event)
         with self.sessions.begin() as session:
-            if isinstance(event, UnitPositionReported):
-                return self._position(session, event)
             if session.get(t.ProcessedEvent, envelope.id) is not None:
                 return False
             session.add(t.ProcessedEvent(event_id=envelope.id, event_type=envelope.type, topic=topic,
@@ -274,15 +281,28 @@ class Projector:
                           lp_number=e.lp_number, updated_at=env.time))
         self._timeline(s, env, e.incident_id, e.closed_by or env.source, f"Kejadian ditutup: {e.disposition}")
 
-    def _position(self, s: Session, e: UnitPositionReported) -> bool:
-        at = e.at.astimezone(timezone.utc)  # stored times are UTC, so they compare on every database
-        result = s.execute(
-            update(t.Unit)
-            .where(t.Unit.unit_id == e.unit_id)
-            .where((t.Unit.position_at.is_(None)) | (t.Unit.position_at <= at))
-            .values(lat=e.lat, lon=e.lon, position_at=at)
-        )
-        return result.rowcount > 0
+    def _hold_position(self, e: UnitPositionReported) -> bool:
+        """Keep the unit's newest fix for the next flush; False for a fix older than the one held."""
+        at = e.at.astimezone(timezone.utc)
+        held = self._positions.get(e.unit_id)
+        if held is not None and held[2] > at:
+            return False
+        self._positions[e.unit_id] = (e.lat, e.lon, at)
+        if len(self._positions) >= POSITION_BATCH:
+            self.flush_positions()
+        return True
+
+    def flush_positions(self) -> int:
+        """Write the held fixes in one transaction; a fix older than the stored one changes nothing."""
+        if not self._positions:
+            return 0
+        pending, self._positions = self._positions, {}
+        with self.sessions.begin() as s:
+            for unit_id, (lat, lon, at) in pending.items():
+                s.execute(update(t.Unit).where(t.Unit.unit_id == unit_id)
+                          .where((t.Unit.position_at.is_(None)) | (t.Unit.position_at <= at))
+                          .values(lat=lat, lon=lon, position_at=at))
+        return len(pending)
 
     @staticmethod
     def _timeline(s: Session, env: Envelope, incident_id: str, actor: str, summary: str,

@@ -71,10 +71,16 @@ def test_units_status_and_positions(projector):
     _, applied = apply(projector, UnitPositionReported(unit_id="u1", lat=-6.0, lon=106.0, at=older))
     assert applied is False
     apply(projector, UnitStatusChanged(unit_id="u1", status="break", changed_at=NOW))
+    assert projector.flush_positions() == 1
     with projector.sessions() as s:
         unit = s.get(t.Unit, "u1")
         assert (unit.lat, unit.lon, unit.status) == (-6.2, 106.8, "break")
         assert as_aware(unit.position_at) == NOW
+    # Flushed later, an older fix still never moves the unit back.
+    apply(projector, UnitPositionReported(unit_id="u1", lat=-6.1, lon=106.1, at=older))
+    assert projector.flush_positions() == 1
+    with projector.sessions() as s:
+        assert s.get(t.Unit, "u1").lat == -6.2
 
 
 def test_recommendation_is_kept_with_its_reasons(projector, report):
