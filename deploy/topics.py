@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import TopicAlreadyExistsError, for_code
 
-from schemas.topics import CATALOGUE, FOREVER, TopicSpec
+from schemas.topics import CATALOGUE, CHANGELOGS, FOREVER, TopicSpec
 from spkt.settings import Settings
 
 
@@ -25,6 +25,8 @@ class PlannedTopic:
     @property
     def configs(self) -> dict[str, str]:
         configs = {"retention.ms": str(self.retention_ms), "retention.bytes": "-1"}
+        if self.spec.compact:  # a table's changelog: the latest value of each key is its state
+            configs["cleanup.policy"] = "compact"
         if self.replication >= 3:
             configs["min.insync.replicas"] = "2"
             configs["unclean.leader.election.enable"] = "false"
@@ -32,10 +34,11 @@ class PlannedTopic:
 
 
 def plan(settings: Settings) -> list[PlannedTopic]:
+    """The catalogue's topics and the tables' changelogs (partitioned like the topics they follow)."""
     return [
         PlannedTopic(spec, spec.partitions or settings.topic_partitions, settings.topic_replication,
                      settings.positions_retention_ms if spec.bounded_retention else FOREVER)
-        for spec in CATALOGUE
+        for spec in CATALOGUE + CHANGELOGS
     ]
 
 
@@ -76,7 +79,7 @@ def describe(settings: Settings) -> dict[str, dict[str, object]]:
     """What the cluster actually has for each catalogue topic: partitions, replication, configs."""
     admin = admin_client(settings)
     try:
-        names = [spec.name for spec in CATALOGUE]
+        names = [spec.name for spec in CATALOGUE + CHANGELOGS]
         found = {t["name"]: t for t in admin.describe_topics(names) if t["error_code"] == 0}
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in found],
                                          config_filter="all")["topic"]

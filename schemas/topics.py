@@ -75,6 +75,26 @@ CATALOGUE: tuple[TopicSpec, ...] = (
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in CATALOGUE}
 
+# The stream processors' state tables (faust), each backed by a compacted changelog topic. faust
+# would create these at a worker's first start, but then that worker's own metadata can miss the
+# new topic for minutes ("0 partitions") and every table write fails: so they are created with
+# the catalogue's topics, before any worker starts. A test keeps this list and the apps in step.
+TABLES: dict[str, tuple[str, ...]] = {
+    "intake": ("open-incidents", "counters", "outcomes", "recent-messages", "timers"),
+    "dispatch": ("unit-holds", "unit-outcomes", "incident-facts"),
+}
+
+
+def changelog_topic(service: str, table: str) -> str:
+    """faust's name for a table's changelog: <app id>-<table>-changelog, the app id being spkt-<service>."""
+    return f"spkt-{service}-{table}-changelog"
+
+
+CHANGELOGS: tuple[TopicSpec, ...] = tuple(
+    TopicSpec(changelog_topic(service, table), "table key", f"changelog of {service}'s table {table}",
+              (service,), (service,), (), compact=True)
+    for service, tables in TABLES.items() for table in tables)
+
 
 def topic_for(event_type: str) -> str:
     for spec in CATALOGUE:

@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
 import faust
 from faust.transport.consumer import Consumer
 
-from schemas.envelope import Envelope, EnvelopeError, utcnow
+from schemas.envelope import Envelope, EnvelopeError, derived_id, utcnow
 from schemas.events import EventData, MessageDeadLettered
-from schemas.registry import make_event, parse
-from schemas.topics import DEAD_LETTERS
+from schemas.registry import caused_by, make_event, parse
+from schemas.topics import DEAD_LETTERS, topic_for
 from spkt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,13 @@ class OffsetKeeper:
     """The next offset to handle in each partition, and the offsets to commit (one per faust app)."""
 
     commit_every_s = 0.5
+    commit_timeout_s = 5.0  # a commit still waiting by then is given up and retried with newer offsets
     rewind_patience_s = 5.0  # a seek whose offset has not come back by then is made again
     rewind_attempts = 2  # ... this many times, then the worker restarts
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, lookup: "OffsetLookup") -> None:
         self.app = app
+        self.lookup = lookup
         self.generation: int | None = None
         self.next: dict = {}  # tp -> next offset to handle
         self.pending: dict = {}  # tp -> offset to commit
@@ -87,18 +91,23 @@ class OffsetKeeper:
         if expected is None:
             expected = self.app.consumer._committed_offset.get(tp)
         if expected is None:
-            # Never committed: the group reads this partition from its start (auto reset "earliest"),
-            # so anything before the first message seen here was skipped, not absent.
-            expected = (await self.app.consumer.earliest_offsets(tp)).get(tp)
+            # faust learns the committed offsets only after its seek, which messages can overtake;
+            # and a partition never committed is read from its start (auto reset "earliest"), so
+            # anything before the first message seen here was skipped, not absent.
+            expected = await self.lookup.start_of(tp)
         if expected is None or offset == expected:
             self.rewinding.pop(tp, None)
             return HANDLE
         if offset < expected:
+            log.debug("%s: offset %d seen already (next %d)", tp, offset, expected,
+                      extra={"topic": tp.topic, "partition": tp.partition})
             return SEEN
         rewind = self.rewinding.get(tp)
         if rewind is not None and rewind[0] == expected:
+            log.debug("%s: offset %d dropped while rewinding to %d", tp, offset, expected,
+                      extra={"topic": tp.topic, "partition": tp.partition})
             return SKIPPED  # still draining what was fetched before our seek (watch() retries)
-        earliest = (await self.app.consumer.earliest_offsets(tp)).get(tp)
+        earliest = await self.lookup.earliest_of(tp)
         if earliest is not None and earliest > expected:
             log.warning("%s: offsets %d..%d are gone (retention)", tp, expected, earliest - 1,
                         extra={"topic": tp.topic, "partition": tp.partition})
@@ -144,7 +153,77 @@ class OffsetKeeper:
             return  # mid-rebalance: the next owner reads from the last commit
         offsets, self.pending = self.pending, {}
         self.last_commit = now
-        await self.app.consumer._commit(offsets)
+        try:
+            await asyncio.wait_for(self.app.consumer._commit(offsets), self.commit_timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a rebalance or the broker: keep them for the next try
+            log.warning("commit of %d partitions did not complete: %s", len(offsets), exc or type(exc).__name__)
+            for tp, offset in offsets.items():
+                self.pending[tp] = max(offset, self.pending.get(tp, offset))
+
+
+class OffsetLookup:
+    """Where the group stands on a partition, asked of Kafka over connections of its own.
+
+    faust's consumer can leave such a call hanging while it fetches (the agent, and with it every
+    partition, then stops), so the questions go through kafka-python in a thread, with a timeout.
+    """
+
+    timeout_s = 10.0
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.settings = settings
+        self.group = group
+        self._admin = None
+        self._lock = threading.Lock()  # two agents may ask at once; a kafka-python client is one caller's
+
+    def _client(self):
+        from kafka import KafkaAdminClient
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap.split(","),
+                                           client_id=f"{self.group}-offsets")
+        return self._admin
+
+    def _start_of(self, topic: str, partition: int) -> int | None:
+        from kafka import TopicPartition
+
+        ktp = TopicPartition(topic, partition)
+        committed = self._client().list_group_offsets({self.group: [ktp]}).get(self.group, {}).get(ktp)
+        if committed is not None and committed.offset >= 0:
+            return committed.offset
+        return self._earliest_of(topic, partition)
+
+    def _earliest_of(self, topic: str, partition: int) -> int | None:
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        ktp = TopicPartition(topic, partition)
+        found = self._client().list_partition_offsets({ktp: OffsetSpec.EARLIEST}).get(ktp)
+        return None if found is None else found.offset
+
+    def _locked(self, fn, topic: str, partition: int) -> int | None:
+        with self._lock:
+            return fn(topic, partition)
+
+    async def _ask(self, fn, tp) -> int | None:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._locked, fn, tp.topic, tp.partition),
+                                          self.timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # unknown: handle the message rather than stall (the old behaviour)
+            log.warning("%s: could not ask Kafka where the group stands: %s", tp, exc,
+                        extra={"topic": tp.topic, "partition": tp.partition})
+            return None
+
+    async def start_of(self, tp) -> int | None:
+        """The group's committed offset, or the partition's first offset if it never committed."""
+        return await self._ask(self._start_of, tp)
+
+    async def earliest_of(self, tp) -> int | None:
+        return await self._ask(self._earliest_of, tp)
 
 
 # Kept in a dead letter at most; the rest of an oversized message is cut (and says so).
@@ -159,6 +238,32 @@ class Outgoing:
     @property
     def key(self) -> bytes:
         return (self.envelope.subject or self.envelope.id).encode()
+
+
+def derived(source: str, cause: Envelope, events: list[EventData]) -> list[Outgoing]:
+    """Each event on its topic, with an id derived from its cause: handling the same message again
+    publishes the very same events, which every reader then sees once."""
+    return [Outgoing(topic_for(e.event_type),
+                     make_event(e, source=source, event_id=derived_id(e.event_type, cause.id, str(n)),
+                                **caused_by(cause)))
+            for n, e in enumerate(events)]
+
+
+class Said:
+    """Ids a timer has announced and not yet seen back. Bounded: the oldest are forgotten, since
+    announcing one again is harmless (its event id is derived, readers see it once)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self.keep = keep
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._ids
+
+    def add(self, key: str) -> None:
+        self._ids[key] = None
+        if len(self._ids) > self.keep:
+            self._ids.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -197,7 +302,7 @@ def make_app(service: str, settings: Settings) -> faust.App:
         value_serializer="raw",
         datadir=str(datadir),
     )
-    app.offsets = OffsetKeeper(app)
+    app.offsets = OffsetKeeper(app, OffsetLookup(settings, f"spkt-{service}"))
 
     @app.timer(interval=OffsetKeeper.commit_every_s)
     async def commit_handled_offsets() -> None:
@@ -280,5 +385,6 @@ async def handle_each(app: faust.App, service: str, stream, handler: Handler) ->
         else:
             for out in outgoing:
                 await publish(app, out)
+        # Committed by the timer, never here: a commit can wait on a rebalance, and a rebalance on
+        # this agent finishing its message — the worker would stop for good.
         app.offsets.handled(message)
-        await app.offsets.commit()

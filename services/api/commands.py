@@ -49,13 +49,21 @@ def outcome_of(sessions: sessionmaker, command_id_: str) -> t.CommandOutcome | N
         return session.get(t.CommandOutcome, command_id_)
 
 
-async def await_outcome(sessions: sessionmaker, command_id_: str, wait_s: float) -> t.CommandOutcome | None:
-    """The command's outcome once the projection has it, or None after `wait_s`."""
+def decided(found: t.CommandOutcome | None, part: str) -> bool:
+    """Refused, or the event the caller answers with is recorded."""
+    return found is not None and (not found.accepted or part in found.result)
+
+
+async def await_outcome(sessions: sessionmaker, command_id_: str, part: str, wait_s: float) -> t.CommandOutcome | None:
+    """The command's outcome once the projection has it (`part`: the event type answered with),
+    or None after `wait_s`."""
     deadline = time.monotonic() + wait_s
     while True:
         found = outcome_of(sessions, command_id_)
-        if found is not None or time.monotonic() >= deadline:
+        if decided(found, part):
             return found
+        if time.monotonic() >= deadline:
+            return None
         await asyncio.sleep(POLL_S)
 
 

@@ -1,7 +1,7 @@
 """Thin agents: decode, ask the domain, publish."""
 from __future__ import annotations
 
-from collections import OrderedDict
+import logging
 from datetime import datetime
 
 from schemas import topics
@@ -12,7 +12,7 @@ from schemas.events import (
     UnitAssigned, UnitRegistered, UnitStatusChanged,
 )
 from schemas.registry import caused_by, make_event, record_events, replay_events
-from services.streaming import Origin, Outgoing, handle_each, publish
+from services.streaming import Origin, Outgoing, Said, derived, handle_each, publish
 
 from . import board_feed, lifecycle
 from .app import (
@@ -21,6 +21,7 @@ from .app import (
 from .board import incident_facts_of, incident_view, ranking_rules
 
 SOURCE = f"/spkt/{SERVICE}"
+log = logging.getLogger(__name__)
 RULES = ranking_rules(settings)
 AUTO_ASSIGN = frozenset(c.strip() for c in settings.auto_assign_categories.split(",") if c.strip())
 AUTOMATIC_BY = "dispatch (otomatis)"
@@ -28,11 +29,7 @@ KEEP_OUTCOMES_S = 2 * 24 * 3600
 
 
 def emit(cause: Envelope, events: list[EventData]) -> list[Outgoing]:
-    """Each event with an id derived from its cause, so re-handling publishes the very same events."""
-    return [Outgoing(topics.topic_for(e.event_type),
-                     make_event(e, source=SOURCE, event_id=derived_id(e.event_type, cause.id, str(n)),
-                                **caused_by(cause)))
-            for n, e in enumerate(events)]
+    return derived(SOURCE, cause, events)
 
 
 @app.task
@@ -49,6 +46,8 @@ def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> lis
     hold = holds.get(event.unit_id) or lifecycle.new_hold(event.unit_id)
     if isinstance(event, UnitRegistered):
         lifecycle.registered(hold, event)
+        log.info("unit registered: %s (%s)", event.callsign, event.kind,
+                 extra={"unit_id": event.unit_id, "partition": origin.partition, "offset": origin.offset})
     elif isinstance(event, UnitStatusChanged):
         lifecycle.observed(hold, event)
     elif (decide := DECIDE.get(type(event))) is not None:
@@ -86,9 +85,7 @@ async def dispatch_units(stream):
     await handle_each(app, SERVICE, stream, on_unit_message)
 
 
-# Alerts said but not yet acted on (bounded; saying one again is harmless, its id is derived).
-_alerted: OrderedDict[str, None] = OrderedDict()
-ALERTED_KEPT = 10_000
+_alerted = Said()  # assignments alerted on
 
 
 @app.timer(interval=1.0)
@@ -103,9 +100,7 @@ async def unacknowledged_assignments() -> None:
             continue
         event_id = derived_id(alert.event_type, alert.assignment_id)
         await publish(app, Outgoing(topics.ASSIGNMENTS, make_event(alert, source=SOURCE, event_id=event_id)))
-        _alerted[alert.assignment_id] = None
-        if len(_alerted) > ALERTED_KEPT:
-            _alerted.popitem(last=False)
+        _alerted.add(alert.assignment_id)
 
 
 # --- one incident at a time: what to recommend ---------------------------------------------------
@@ -129,6 +124,8 @@ async def on_incident_message(envelope: Envelope, event: EventData, origin: Orig
         facts["assigned"] = sorted(set(facts["assigned"]) | {event.unit_id})
     elif isinstance(event, AssignmentEnded):
         facts["assigned"] = [u for u in facts["assigned"] if u != event.unit_id]
+    elif isinstance(event, AssignmentDeclined):  # not proposed again for this incident
+        facts["exclude"] = sorted(set(facts.get("exclude", [])) | {event.unit_id})
     elif isinstance(event, IncidentRelocated):
         facts["lat"], facts["lon"] = event.location.lat, event.location.lon
     if not isinstance(event, (IncidentOpened,) + RECOMMEND_ON):

@@ -1,13 +1,11 @@
 """Thin agents: decode, ask the domain, publish."""
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
 from schemas.events import EventData, MergeIncidents, ReportReceived, SplitReport
-from schemas.registry import caused_by, make_event
-from services.streaming import Origin, Outgoing, handle_each, publish
+from schemas.registry import make_event
+from services.streaming import Origin, Outgoing, Said, derived, handle_each, publish
 
 from . import domain, timers as clock
 from .app import (
@@ -23,11 +21,7 @@ SOURCE = f"/spkt/{SERVICE}"
 
 
 def emit(cause: Envelope, events: list[EventData]) -> list[Outgoing]:
-    """Each event with an id derived from its cause, so re-handling publishes the very same events."""
-    return [Outgoing(topics.topic_for(e.event_type),
-                     make_event(e, source=SOURCE, event_id=derived_id(e.event_type, cause.id, str(n)),
-                                **caused_by(cause)))
-            for n, e in enumerate(events)]
+    return derived(SOURCE, cause, events)
 
 
 def on_area_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
@@ -55,10 +49,7 @@ async def intake_clock(stream):
     await handle_each(app, SERVICE, stream, on_incident_event)
 
 
-# Breaches said but not yet seen back by the clock agent (bounded: the oldest are forgotten;
-# saying one again is harmless, its id is derived).
-_announced: OrderedDict[str, None] = OrderedDict()
-ANNOUNCED_KEPT = 10_000
+_announced = Said()  # breaches said but not yet seen back by the clock agent
 
 
 @app.timer(interval=1.0)
@@ -70,6 +61,4 @@ async def breach_targets() -> None:
             continue
         await publish(app, Outgoing(topics.topic_for(event.event_type),
                                     make_event(event, source=SOURCE, event_id=event_id)))
-        _announced[event_id] = None
-        if len(_announced) > ANNOUNCED_KEPT:
-            _announced.popitem(last=False)
+        _announced.add(event_id)

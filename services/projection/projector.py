@@ -183,7 +183,7 @@ class Projector:
             values["status_version"] = e.status_version
         s.execute(query.values(**values))
         if e.command_id:
-            self._outcome(s, e.command_id, True, {"unit_id": e.unit_id, "status": e.status,
+            self._outcome(s, env.type, e.command_id, True, {"unit_id": e.unit_id, "status": e.status,
                                                   "previous_status": e.previous_status,
                                                   "incident_id": e.incident_id}, e.changed_at)
         if e.incident_id and e.status == "en_route":
@@ -202,7 +202,7 @@ class Projector:
                   .where(t.Incident.status == "received").values(status="assigned", updated_at=env.time))
         self._first(s, e.incident_id, "dispatched_at", e.assigned_at)
         if e.command_id:
-            self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
+            self._outcome(s, env.type, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
                                                   "incident_id": e.incident_id, "status": "dispatched"},
                           e.assigned_at)
         how = " otomatis" if e.automatic else ""
@@ -213,7 +213,7 @@ class Projector:
         self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "acknowledged",
                          acknowledged_at=e.acknowledged_at)
         if e.command_id:
-            self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
+            self._outcome(s, env.type, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
                                                   "status": "acknowledged"}, e.acknowledged_at)
         self._timeline(s, env, e.incident_id, e.unit_id, f"Unit {e.unit_id} menerima penugasan")
 
@@ -221,7 +221,7 @@ class Projector:
         self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, "declined", ended_at=e.declined_at,
                          end_reason=e.reason)
         if e.command_id:
-            self._outcome(s, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
+            self._outcome(s, env.type, e.command_id, True, {"assignment_id": e.assignment_id, "unit_id": e.unit_id,
                                                   "status": "declined"}, e.declined_at)
         self._timeline(s, env, e.incident_id, e.unit_id, f"Unit {e.unit_id} menolak penugasan: {e.reason}")
 
@@ -245,13 +245,20 @@ class Projector:
             self._assignment(s, e.assignment_id, e.incident_id, e.unit_id, e.why, ended_at=e.ended_at)
 
     def _CommandRejected(self, s: Session, env: Envelope, e: CommandRejected) -> None:
-        self._outcome(s, e.command_id, False, {"command": e.command}, e.rejected_at, reason=e.reason)
+        self._outcome(s, env.type, e.command_id, False, {"command": e.command}, e.rejected_at, reason=e.reason)
 
     @staticmethod
-    def _outcome(s: Session, command_id: str, accepted: bool, result: dict, at: datetime,
+    def _outcome(s: Session, part: str, command_id: str, accepted: bool, result: dict, at: datetime,
                  reason: str | None = None) -> None:
-        if s.get(t.CommandOutcome, command_id) is None:  # a command's first outcome is its answer
-            s.add(t.CommandOutcome(command_id=command_id, accepted=accepted, reason=reason, result=result, at=at))
+        """What a command led to, by the type of each event it led to: one command can lead to
+        events on two topics (an assignment: unit.assigned and unit.status-changed), read in no
+        fixed order, and the API waits for the one it answers with."""
+        row = s.get(t.CommandOutcome, command_id)
+        if row is None:
+            s.add(t.CommandOutcome(command_id=command_id, accepted=accepted, reason=reason, result={part: result},
+                                   at=at))
+        elif part not in row.result:
+            row.result = {**row.result, part: result}
 
     @staticmethod
     def _assignment(s: Session, assignment_id: str, incident_id: str, unit_id: str, status: str, **values) -> None:

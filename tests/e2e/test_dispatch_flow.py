@@ -12,8 +12,11 @@ from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
-SCENE = (-6.2440, 106.8000)     # Blok M, Jakarta Selatan
-FAR_AWAY = (-6.1300, 106.8200)  # ~13 km north
+# Far from the other end-to-end tests' units on the same broker (Monas, Blok M, Tanah Abang), so
+# neither test's units crowd the other's recommendations.
+SCENE = (-6.3350, 106.8200)      # Jagakarsa, Jakarta Selatan
+ELSEWHERE = (-6.3470, 106.8200)  # ~1.3 km south: another incident, not a duplicate of the first
+FAR_AWAY = (-6.1500, 106.7300)   # Cengkareng, ~22 km away
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def system(kafka_settings, tmp_path_factory):
     state = tmp_path_factory.mktemp("e2e-dispatch")
     settings = Settings(**{**kafka_settings.model_dump(), "state_dir": state, "api_port": free_port(),
                            "database_url": f"sqlite:///{state / 'spkt.db'}", "assignment_ack_s": 3.0,
-                           "command_wait_s": 15.0})
+                           "command_wait_s": 15.0, "auto_assign_categories": "officer_emergency"})
     stack = start_system(settings)
     try:
         yield settings
@@ -45,7 +48,7 @@ def units(system):
         "far": ("car", [], FAR_AWAY),
         "far2": ("car", [], (FAR_AWAY[0] + 0.004, FAR_AWAY[1])),                      # ~450 m from far
     }
-    ids = {name: f"e2e-{name}-{run}" for name in spec}
+    ids = {name: f"dsp-{name}-{run}" for name in spec}
     with api(system, Role.admin) as admin:
         for name, (kind, caps, _) in spec.items():
             r = admin.post("/api/v1/units", json={"unit_id": ids[name], "callsign": f"{name.upper()}-{run}",
@@ -93,7 +96,7 @@ def incident_with_recommendation(client, report_id: str) -> dict:
 
 
 def test_incident_to_recommendation_to_assignment_to_the_scene(system, units):
-    incident = report_and_wait(system, "Ada jambret HP di depan halte Blok M, pelaku naik motor", SCENE,
+    incident = report_and_wait(system, "Ada jambret HP di depan halte Jagakarsa, pelaku naik motor", SCENE,
                                "street_robbery")
     incident_id = incident["incident_id"]
     rec = incident["recommendation"]
@@ -130,6 +133,8 @@ def test_incident_to_recommendation_to_assignment_to_the_scene(system, units):
         assert arrived.json()["status"] == "on_scene" and arrived.json()["previous_status"] == "en_route"
         not_mine = phone.post(f"/api/v1/units/{units['car']}/status", json={"status": "break"})
         assert not_mine.status_code == 403
+        backup = phone.post(f"/api/v1/incidents/{incident_id}/backup", json={"reason": "pelaku lebih dari satu"})
+        assert backup.status_code == 202, backup.text
 
     with api(system, Role.dispatcher) as client:
         def on_scene():
@@ -143,6 +148,14 @@ def test_incident_to_recommendation_to_assignment_to_the_scene(system, units):
         assert intervals["response_s"] == pytest.approx(intervals["turnout_s"] + intervals["travel_s"], abs=0.01)
         summaries = " | ".join(item["summary"] for item in body["timeline"])
         assert "ditugaskan" in summaries and "menerima penugasan" in summaries and "di TKP" in summaries
+
+        def backup_recommended():
+            rec = client.get(f"/api/v1/incidents/{incident_id}/recommendations").json()
+            return rec.get("trigger") == "recommendation.requested" and rec
+        rec = wait_for(backup_recommended, timeout=30, what="a backup recommendation")
+        assert top not in [c["unit_id"] for c in rec["candidates"]] and rec["candidates"]
+        assert "meminta bantuan" in " | ".join(i["summary"] for i in
+                                                client.get(f"/api/v1/incidents/{incident_id}").json()["timeline"])
         day = client.get("/api/v1/intervals").json()
         assert sum(g["response"]["count"] for g in day["groups"]) >= 1, day
         board = {u["unit_id"]: u for u in client.get("/api/v1/units").json()["items"]}
@@ -150,7 +163,7 @@ def test_incident_to_recommendation_to_assignment_to_the_scene(system, units):
 
 
 def test_an_unacknowledged_assignment_alerts_and_is_recommended_again(system, units):
-    incident = report_and_wait(system, "Motor saya dicuri di parkiran pasar Blok M", SCENE, "vehicle_theft")
+    incident = report_and_wait(system, "Motor saya dicuri di parkiran pasar Jagakarsa", ELSEWHERE, "vehicle_theft")
     incident_id = incident["incident_id"]
     with api(system, Role.dispatcher) as client:
         r = client.post(f"/api/v1/incidents/{incident_id}/assignments", json={"unit_id": units["car"]})
@@ -167,6 +180,24 @@ def test_an_unacknowledged_assignment_alerts_and_is_recommended_again(system, un
             return rec.get("trigger") == "assignment.unacknowledged" and rec
         rec = wait_for(again, timeout=30, what="a fresh recommendation after the alert")
         assert units["car"] not in [c["unit_id"] for c in rec["candidates"]]  # it is on this incident already
+        assignment = supervisor.get(f"/api/v1/incidents/{incident_id}").json()["assignments"][0]
+    with api(system, Role.field_unit, unit_id=units["car"]) as phone:  # the unit answers at last: it cannot
+        no_reason = phone.post(f"/api/v1/assignments/{assignment['assignment_id']}/decline", json={})
+        assert no_reason.status_code == 422
+        declined = phone.post(f"/api/v1/assignments/{assignment['assignment_id']}/decline",
+                              json={"reason": "ban bocor, menunggu derek"})
+        assert declined.status_code == 200 and declined.json()["status"] == "declined", declined.text
+    with api(system, Role.dispatcher) as client:
+        def declined_and_recommended():
+            body = client.get(f"/api/v1/incidents/{incident_id}").json()
+            rec = body["recommendation"]
+            return (rec["trigger"] == "assignment.declined" and body["assignments"][0]["status"] == "declined"
+                    and body)
+        body = wait_for(declined_and_recommended, timeout=30, what="the decline recorded and recommended again")
+        assert body["assignments"][0]["end_reason"] == "ban bocor, menunggu derek"
+        assert units["car"] not in [c["unit_id"] for c in body["recommendation"]["candidates"]]  # it declined
+        wait_for(lambda: {u["unit_id"]: u["status"] for u in client.get("/api/v1/units").json()["items"]}
+                 [units["car"]] == "available", timeout=30, what="the unit free for other incidents")
 
 
 def test_the_panic_button_opens_a_p1_incident_and_recommends_the_nearest_backup(system, units):
@@ -180,3 +211,10 @@ def test_the_panic_button_opens_a_p1_incident_and_recommends_the_nearest_backup(
     candidates = [c["unit_id"] for c in incident["recommendation"]["candidates"]]
     assert candidates[0] == units["far2"], incident["recommendation"]  # the nearest other unit
     assert pressed not in candidates
+    with api(system, Role.dispatcher) as client:  # officer_emergency is configured for automatic assignment
+        def assigned():
+            body = client.get(f"/api/v1/incidents/{incident['incident_id']}").json()
+            return body["assignments"] and body
+        body = wait_for(assigned, timeout=30, what="the nearest backup assigned automatically")
+    assignment = body["assignments"][0]
+    assert (assignment["unit_id"], assignment["automatic"]) == (units["far2"], True)

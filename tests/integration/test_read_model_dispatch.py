@@ -140,8 +140,8 @@ def test_status_changed_records_the_command_outcome(projector, sessions):
     assert apply(projector, status(value="patrol", version=1, command_id="cmd-1", previous_status="available"))
     outcome = get(sessions, t.CommandOutcome, "cmd-1")
     assert outcome.accepted is True and outcome.reason is None
-    assert outcome.result == {"unit_id": "u-1", "status": "patrol", "previous_status": "available",
-                              "incident_id": None}
+    assert outcome.result == {"unit.status-changed": {"unit_id": "u-1", "status": "patrol",
+                                                      "previous_status": "available", "incident_id": None}}
     assert as_aware(outcome.at) == at(0)
     # without a command id: no outcome
     assert apply(projector, status(value="available", version=2))
@@ -170,7 +170,8 @@ def test_unit_assigned(on_incident, sessions):
     assert intervals.en_route_at is None and intervals.on_scene_at is None
     outcome = get(sessions, t.CommandOutcome, "cmd-assign")
     assert outcome.accepted is True
-    assert outcome.result == {"assignment_id": ASG, "unit_id": "u-1", "incident_id": INC, "status": "dispatched"}
+    assert outcome.result["unit.assigned"] == {"assignment_id": ASG, "unit_id": "u-1", "incident_id": INC,
+                                               "status": "dispatched"}
     unit = get(sessions, t.Unit, "u-1")
     assert (unit.status, unit.incident_id, unit.status_version) == ("dispatched", INC, 1)
 
@@ -201,14 +202,14 @@ def test_assignment_acknowledged_then_en_route(on_incident, sessions):
     assignment = get(sessions, t.Assignment, ASG)
     assert assignment.status == "acknowledged" and as_aware(assignment.acknowledged_at) == at(90)
     outcome = get(sessions, t.CommandOutcome, "cmd-accept")
-    assert outcome.accepted is True and outcome.result["status"] == "acknowledged"
+    assert outcome.accepted is True and outcome.result["assignment.acknowledged"]["status"] == "acknowledged"
     assert apply(on_incident, status(value="en_route", version=2, when=90, incident_id=INC, assignment_id=ASG,
                                      command_id="cmd-accept"))
     assignment = get(sessions, t.Assignment, ASG)
     assert assignment.status == "en_route" and as_aware(assignment.en_route_at) == at(90)
     assert as_aware(get(sessions, t.IncidentIntervals, INC).en_route_at) == at(90)
     # the acknowledgement was the command's first outcome: it stays
-    assert get(sessions, t.CommandOutcome, "cmd-accept").result["status"] == "acknowledged"
+    assert get(sessions, t.CommandOutcome, "cmd-accept").result["assignment.acknowledged"]["status"] == "acknowledged"
 
 
 def test_assignment_declined(on_incident, sessions):
@@ -220,7 +221,7 @@ def test_assignment_declined(on_incident, sessions):
     assert (assignment.status, assignment.end_reason) == ("declined", "ban bocor")
     assert as_aware(assignment.ended_at) == at(100)
     outcome = get(sessions, t.CommandOutcome, "cmd-decline")
-    assert outcome.accepted is True and outcome.result["status"] == "declined"
+    assert outcome.accepted is True and outcome.result["assignment.declined"]["status"] == "declined"
     assert any("ban bocor" in e.summary for e in rows(sessions, t.TimelineEntry, incident_id=INC))
 
 
@@ -267,7 +268,7 @@ def test_command_rejected_records_the_reason(projector, sessions):
                                             reason="Unit SABHARA-01 tidak dapat ditugaskan", rejected_at=at(5)))
     outcome = get(sessions, t.CommandOutcome, "cmd-x")
     assert outcome.accepted is False and outcome.reason == "Unit SABHARA-01 tidak dapat ditugaskan"
-    assert outcome.result == {"command": "assign-unit"} and as_aware(outcome.at) == at(5)
+    assert outcome.result == {"command.rejected": {"command": "assign-unit"}} and as_aware(outcome.at) == at(5)
 
 
 def test_the_first_outcome_of_a_command_wins(on_incident, sessions):
@@ -362,3 +363,18 @@ def test_a_wib_time_is_stored_as_the_same_instant(projector, sessions):
     wib = timezone(timedelta(hours=7))
     assert apply(projector, assigned(assigned_at=at(60).astimezone(wib)))
     assert as_aware(get(sessions, t.IncidentIntervals, INC).dispatched_at) == at(60)
+
+
+def test_an_assignment_outcome_gathers_both_topics_in_either_order(on_incident, sessions):
+    """The status change (spkt.unit-status) may be read before the assignment (spkt.assignments):
+    the API waits for the unit.assigned part, which must not be shadowed by the other."""
+    assert apply(on_incident, UnitStatusChanged(unit_id="u-1", status="dispatched", previous_status="available",
+                                                incident_id=INC, changed_at=at(60), status_version=1,
+                                                command_id="cmd-both", assignment_id="asg-both"))
+    outcome = get(sessions, t.CommandOutcome, "cmd-both")
+    assert set(outcome.result) == {"unit.status-changed"}
+    assert apply(on_incident, UnitAssigned(assignment_id="asg-both", incident_id=INC, unit_id="u-1",
+                                           assigned_by="d", assigned_at=at(60), command_id="cmd-both"))
+    outcome = get(sessions, t.CommandOutcome, "cmd-both")
+    assert set(outcome.result) == {"unit.status-changed", "unit.assigned"}
+    assert outcome.result["unit.assigned"]["assignment_id"] == "asg-both"

@@ -36,3 +36,17 @@ def test_the_catalogue_covers_every_flow_the_platform_needs():
     rows = {r["name"]: r for r in catalogue_rows(default_settings())}
     assert rows["spkt.unit-positions"]["retention"] == "24 h"
     assert all(r["retention"] == "forever" for n, r in rows.items() if n != "spkt.unit-positions")
+
+
+def test_the_tables_changelogs_are_the_ones_the_apps_use():
+    """`spkt topics create` makes the changelogs before any worker starts (schemas/topics.py, TABLES)."""
+    from schemas.topics import CHANGELOGS, TABLES, changelog_topic
+    from services.dispatch.app import app as dispatch_app
+    from services.intake.app import app as intake_app
+
+    for service, app in (("intake", intake_app), ("dispatch", dispatch_app)):
+        assert sorted(app.tables) == sorted(TABLES[service]), service
+        for name, table in app.tables.items():
+            assert table.changelog_topic.get_topic_name() == changelog_topic(service, name)
+    assert {spec.name for spec in CHANGELOGS} >= {changelog_topic("dispatch", "unit-holds")}
+    assert all(spec.compact and not spec.event_types for spec in CHANGELOGS)

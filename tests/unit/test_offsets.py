@@ -29,11 +29,26 @@ class FakeConsumer:
         return True
 
 
-def keeper(**consumer):
+class FakeLookup:
+    """What Kafka says: the group's committed offset (None: never), the partition's first offset."""
+
+    def __init__(self, consumer, group_committed=None):
+        self.consumer = consumer
+        self.group_committed = dict(group_committed or {})
+
+    async def start_of(self, tp):
+        found = self.group_committed.get(tp)
+        return found if found is not None else self.consumer.earliest
+
+    async def earliest_of(self, tp):
+        return self.consumer.earliest
+
+
+def keeper(group_committed=None, **consumer):
     fake = FakeConsumer(**consumer)
     app = SimpleNamespace(consumer=fake, consumer_generation_id=1, crash=fake.crash,
                           flow_control=SimpleNamespace(is_active=lambda: True))
-    return OffsetKeeper(app), app
+    return OffsetKeeper(app, FakeLookup(fake, group_committed)), app
 
 
 def msg(offset, tp=P0):
@@ -106,3 +121,18 @@ def test_a_partition_never_committed_is_read_from_its_start():
     assert run(k.check(msg(3))) == SKIPPED  # 0..2 were skipped by the consumer
     assert app.consumer.seeks == [(P0, 0)]
     assert run(k.check(msg(0))) == HANDLE
+
+
+def test_a_committed_offset_faust_has_not_learnt_yet_is_asked_of_kafka():
+    """faust fills in its committed offsets after its seek; a message can come first. Kafka knows."""
+    k, app = keeper(group_committed={P0: 16}, earliest=0)
+    assert run(k.check(msg(16))) == HANDLE  # not "0..15 skipped"
+    assert app.consumer.seeks == []
+    k.handled(msg(16))
+    assert run(k.check(msg(3))) == SEEN
+
+
+def test_a_partition_the_group_never_committed_is_expected_from_its_first_offset():
+    k, app = keeper(earliest=5)
+    assert run(k.check(msg(7))) == SKIPPED
+    assert app.consumer.seeks == [(P0, 5)]

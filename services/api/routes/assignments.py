@@ -27,7 +27,7 @@ from ..models import (
     AssignIn, AssignmentAnswerOut, AssignmentCreated, BackupIn, CommandAccepted, CommandPending, DeclineIn,
     IntervalsOut, RelocateIn,
 )
-from .incidents import NOT_FOUND, _open_incident, _visible_incident
+from .incidents import NOT_FOUND, _open_incident
 from .units import _decided, _unit
 
 router = APIRouter(tags=["assignments"])
@@ -48,9 +48,9 @@ async def assign_unit(incident_id: str, body: AssignIn, request: Request, princi
     command_id = commands.command_id(principal, idempotency_key, "assign", incident_id)
     command = AssignUnit(command_id=command_id, unit_id=body.unit_id, incident_id=incident_id,
                          requested_by=principal.sub, requested_at=utcnow(), override_reason=body.override_reason)
-    return await _decided(request, publisher, settings, command,
-                          lambda o: AssignmentCreated(assignment_id=o.result["assignment_id"],
-                                                      unit_id=o.result["unit_id"], status=o.result["status"]),
+    return await _decided(request, publisher, settings, command, "unit.assigned",
+                          lambda part: AssignmentCreated(assignment_id=part["assignment_id"], unit_id=part["unit_id"],
+                                                         status=part["status"]),
                           created=True)
 
 
@@ -69,8 +69,9 @@ async def _answer(assignment_id: str, accept: bool, reason: str | None, request:
     command_id = commands.command_id(principal, idempotency_key, "answer", assignment_id)
     command = RespondToAssignment(command_id=command_id, unit_id=found.unit_id, assignment_id=assignment_id,
                                   accept=accept, reason=reason, requested_by=principal.sub, requested_at=utcnow())
-    return await _decided(request, publisher, settings, command,
-                          lambda o: AssignmentAnswerOut(assignment_id=assignment_id, unit_id=found.unit_id,
+    part = "assignment.acknowledged" if accept else "assignment.declined"
+    return await _decided(request, publisher, settings, command, part,
+                          lambda _: AssignmentAnswerOut(assignment_id=assignment_id, unit_id=found.unit_id,
                                                         status="accepted" if accept else "declined"))
 
 
