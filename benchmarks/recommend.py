@@ -40,8 +40,10 @@ from geopy.distance import geodesic
 from services.dispatch import ranking
 from services.dispatch.index import UnitIndex
 from services.dispatch.ranking import IncidentView, Need, RankingRules, UnitInfo, recommend, sync_unit
+from services.dispatch.board import ranking_rules
 from services.dispatch.router import StraightLineRouter
 from services.intake.categories import CATEGORIES
+from spkt.settings import Settings
 
 LAT = (-6.45, -6.05)
 LON = (106.65, 107.05)
@@ -168,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     rnd = random.Random(args.seed)
-    rules = RankingRules()
+    # The rules the dispatch worker runs with (SPKT_RECOMMEND_CANDIDATES etc.), not the defaults.
+    rules = ranking_rules(Settings())
     units, index, ids = make_fleet(args.units, rnd)
     incidents = make_incidents(args.incidents, rnd)
 
