@@ -5,7 +5,7 @@ import pytest
 
 from schemas.events import (
     AssistanceDecided, CommandRejected, IncidentMerged, IncidentOpened, IncidentSplit, LpRegistered, Location,
-    MatchScore, MergeIncidents, ReportAttached, ReportReceived, Reporter, SplitReport, UnitAssigned,
+    MatchScore, MergeIncidents, ReportAttached, ReportReceived, Reporter, SplitReport, UnitArrived, UnitAssigned,
 )
 from services.intake import domain, timers
 from services.intake.domain import AreaState, Classified, IntakeTools, Located
@@ -157,6 +157,32 @@ def test_timers_breach_once_and_a_met_target_never_breaches():
     timers.on_event(clocks, "unit.assigned", assigned)
     assert clocks[opened.incident_id]["targets"]["dispatch"]["state"] == "breached"
     assert [b.target for b in timers.due(clocks, opened.targets["on_scene"])] == ["on_scene"]
+
+
+def test_a_panic_button_report_is_never_folded_into_another_incident():
+    state = AreaState()
+    text = "TOMBOL PANIK: anggota dalam bahaya, unit RAJAWALI-3 meminta bantuan segera"
+    [first] = handle(state, report(1, category="officer_emergency", text=text))
+    attached = handle(state, report(2, minutes=1, category="officer_emergency", text=text))
+    assert isinstance(attached[0], ReportAttached)  # the same words by phone join the first
+    [panic] = handle(state, report(3, minutes=2, category="officer_emergency", panic_unit_id="unit-7", text=text))
+    assert isinstance(panic, IncidentOpened) and panic.incident_id != first.incident_id
+    assert panic.panic_unit_id == "unit-7" and panic.priority == "P1" and panic.category == "officer_emergency"
+
+
+def test_the_first_unit_on_scene_meets_the_on_scene_target():
+    """dispatch says `unit.arrived` when a unit reports on_scene; the clock stops for that target."""
+    clocks: dict = {}
+    [opened] = handle(AreaState(), report(1))
+    timers.on_event(clocks, "incident.opened", opened)
+    assigned = UnitAssigned(assignment_id="a", incident_id=opened.incident_id, unit_id="u", assigned_by="d",
+                            assigned_at=T0 + timedelta(seconds=30))
+    timers.on_event(clocks, "unit.assigned", assigned)
+    arrived = UnitArrived(assignment_id="a", incident_id=opened.incident_id, unit_id="u",
+                          arrived_at=T0 + timedelta(minutes=6))
+    timers.on_event(clocks, "unit.arrived", arrived)
+    assert opened.incident_id not in clocks  # both targets met: nothing left to watch
+    assert timers.due(clocks, opened.targets["on_scene"] + timedelta(hours=1)) == []
 
 
 def test_a_declined_or_undecided_assistance_request_goes_to_the_supervisor():
