@@ -44,6 +44,7 @@ DECIDE = {AssignUnit: lifecycle.assign, ChangeUnitStatus: lifecycle.change_statu
 
 def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
     hold = holds.get(event.unit_id) or lifecycle.new_hold(event.unit_id)
+    hold["partition"] = origin.partition  # the timer alerts only for partitions this worker owns
     if isinstance(event, UnitRegistered):
         lifecycle.registered(hold, event)
         log.info("unit registered: %s (%s)", event.callsign, event.kind,
@@ -92,8 +93,10 @@ _alerted = Said()  # assignments alerted on
 async def unacknowledged_assignments() -> None:
     """No acknowledgement in time: an alert on the incident, which the incident agent re-recommends on."""
     now = utcnow()
+    # Standby copies of other workers' holds are here too, and may lag: only the owner alerts.
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.UNIT_COMMANDS}
     for hold in list(holds.values()):
-        if not hold or hold.get("assignment_id") in _alerted:
+        if not hold or hold.get("assignment_id") in _alerted or hold.get("partition") not in owned:
             continue
         alert = lifecycle.unacknowledged(hold, now, settings.assignment_ack_s)
         if alert is None:
