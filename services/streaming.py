@@ -295,6 +295,10 @@ def make_app(service: str, settings: Settings) -> faust.App:
         producer_acks=-1,
         # Trap 7: the session must not exceed the request timeout.
         broker_session_timeout=settings.kafka_session_timeout_s,
+        # Also the rebalance timeout: how long the group waits for a member to rejoin. faust's
+        # 1000 s let one member that stays alive but never rejoins hold every partition for
+        # minutes; faust's fetcher polls on its own, so a member is never this slow when healthy.
+        broker_max_poll_interval=max(30.0, settings.kafka_session_timeout_s * 5),
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
         broker_request_timeout=max(40.0, settings.kafka_session_timeout_s * 2),
         consumer_auto_offset_reset="earliest",

@@ -47,7 +47,7 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
             # Chatty at INFO; their warnings still come through.
             "aiokafka": {"level": "WARNING"},
             "kafka": {"level": "WARNING"},
-            "faust": {"level": "WARNING"},
+            "faust": {"level": "INFO"},
             "mode": {"level": "WARNING"},
             "uvicorn.access": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},

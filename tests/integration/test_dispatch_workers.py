@@ -50,7 +50,7 @@ def change(settings, unit_id: str, status: str) -> None:
                     if e.data.get("command_id") == cmd.command_id:
                         return e
             return None
-        event = wait_for(outcome, timeout=60, interval=0.5, what=f"an outcome for {unit_id} -> {status}")
+        event = wait_for(outcome, timeout=90, interval=0.5, what=f"an outcome for {unit_id} -> {status}")
         if event.type == "unit.status-changed":
             return
         assert "tidak terdaftar" in event.data["reason"], event.data
@@ -140,6 +140,9 @@ def test_a_killed_dispatch_worker_comes_back_with_its_board_and_holds(settings_f
     position(settings, busy, SCENE[0] - 0.002, SCENE[1])
     worker = Process(["run", "dispatch"], settings, tmp_path / "dispatch.log")
     try:
+        # Ready as `spkt up` judges it: the group stable with this worker in it.
+        wait_for(lambda: group_members(settings, GROUP) == 1, timeout=90, interval=0.5,
+                 what=f"the dispatch worker alone in its group (log: {worker.log})")
         change(settings, busy, "break")
         change(settings, busy, "available")
         first = command(busy, f"inc-{run}-busy")
