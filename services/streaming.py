@@ -89,12 +89,14 @@ class OffsetKeeper:
         tp, offset = message.tp, message.offset
         expected = self.next.get(tp)
         if expected is None:
-            expected = self.app.consumer._committed_offset.get(tp)
-        if expected is None:
-            # faust learns the committed offsets only after its seek, which messages can overtake;
-            # and a partition never committed is read from its start (auto reset "earliest"), so
+            # The first message of a partition in this assignment: where the group stands is asked
+            # of Kafka, not of faust, whose record of committed offsets is filled in after its seek
+            # (messages can overtake it) and was seen to drop a partition's messages as "seen".
+            # A partition never committed is read from its start (auto reset "earliest"), so
             # anything before the first message seen here was skipped, not absent.
             expected = await self.lookup.start_of(tp)
+            if expected is not None:
+                self.next[tp] = expected
         if expected is None or offset == expected:
             self.rewinding.pop(tp, None)
             return HANDLE
