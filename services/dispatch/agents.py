@@ -42,7 +42,7 @@ DECIDE = {AssignUnit: lifecycle.assign, ChangeUnitStatus: lifecycle.change_statu
           RespondToAssignment: lifecycle.respond}
 
 
-def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
+async def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
     hold = holds.get(event.unit_id) or lifecycle.new_hold(event.unit_id)
     hold["partition"] = origin.partition  # the timer alerts only for partitions this worker owns
     if isinstance(event, UnitRegistered):
@@ -55,6 +55,12 @@ def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> lis
         recorded = unit_outcomes.get(envelope.id)
         if recorded is not None:  # delivered again after a restart: say exactly what was said
             return emit(envelope, replay_events(recorded))
+        if not hold["registered"]:
+            # The register is also on the board, read from the topic's beginning by this worker:
+            # a registration this agent has not read (yet) must not refuse a registered unit.
+            await board_caught_up.wait()
+            if (info := board.units.get(event.unit_id)) is not None:
+                hold.update(registered=True, callsign=info.callsign, kind=info.kind)
         now = utcnow()
         decision = decide(hold, event, now)
         holds[event.unit_id] = hold
