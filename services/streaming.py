@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Awaitable, Callable, Iterable
 
 import faust
@@ -83,8 +84,9 @@ class OffsetKeeper:
             self.pending.clear()
             self.rewinding.clear()
 
-    async def check(self, message) -> str:
-        """HANDLE this message, or it was SEEN already, or it came after a jump: SKIPPED (re-read)."""
+    async def check(self, message) -> str | list:
+        """HANDLE this message, or it was SEEN already, or it came after a jump: the skipped
+        messages, read from Kafka, to handle first (then this one), or SKIPPED (sought back)."""
         self._start_generation()
         tp, offset = message.tp, message.offset
         expected = self.next.get(tp)
@@ -116,6 +118,13 @@ class OffsetKeeper:
             expected = self.next[tp] = earliest
             if offset == expected:
                 return HANDLE
+        missed = await self.lookup.read_range(tp, expected, offset)
+        if missed is not None and [m.offset for m in missed] == list(range(expected, offset)):
+            # Read straight from Kafka and handled before this one: no seek, whose offset faust
+            # was seen not to give back (the agent then waited for it for good).
+            log.warning("%s: offsets %d..%d were skipped by the consumer; read them from Kafka", tp, expected,
+                        offset - 1, extra={"topic": tp.topic, "partition": tp.partition})
+            return missed
         log.warning("%s: offsets %d..%d were skipped by the consumer; reading them again", tp, expected, offset - 1,
                     extra={"topic": tp.topic, "partition": tp.partition})
         self.rewinding[tp] = (expected, time.monotonic(), 0)
@@ -219,6 +228,42 @@ class OffsetLookup:
             log.warning("%s: could not ask Kafka where the group stands: %s", tp, exc,
                         extra={"topic": tp.topic, "partition": tp.partition})
             return None
+
+    def _read_range(self, topic: str, partition: int, start: int, end: int) -> list:
+        from kafka import KafkaConsumer, TopicPartition
+
+        ktp = TopicPartition(topic, partition)
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap.split(","), group_id=None,
+                                 enable_auto_commit=False, client_id=f"{self.group}-gap")
+        try:
+            consumer.assign([ktp])
+            consumer.seek(ktp, start)
+            out: list = []
+            deadline = time.monotonic() + self.timeout_s
+            while (not out or out[-1].offset < end - 1) and time.monotonic() < deadline:
+                for record in consumer.poll(timeout_ms=500).get(ktp, []):
+                    if record.offset < end:
+                        out.append(SimpleNamespace(topic=topic, partition=partition, offset=record.offset,
+                                                   key=record.key, value=record.value,
+                                                   timestamp=record.timestamp / 1000.0, tp=None))
+            return out
+        finally:
+            consumer.close()
+
+    async def read_range(self, tp, start: int, end: int) -> list | None:
+        """The messages at offsets start..end-1 of `tp`, read on a connection of our own; None on failure."""
+        try:
+            found = await asyncio.wait_for(asyncio.to_thread(self._read_range, tp.topic, tp.partition, start, end),
+                                           self.timeout_s + 5)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: could not read offsets %d..%d from Kafka: %s", tp, start, end - 1, exc,
+                        extra={"topic": tp.topic, "partition": tp.partition})
+            return None
+        for message in found:
+            message.tp = tp
+        return found
 
     async def start_of(self, tp) -> int | None:
         """The group's committed offset, or the partition's first offset if it never committed."""
@@ -372,25 +417,34 @@ async def handle_each(app: faust.App, service: str, stream, handler: Handler) ->
     """Decode each message, let the domain decide, publish what it decided; never let one kill the agent."""
     async for event in stream.events():
         message = event.message
-        if await app.offsets.check(message) != HANDLE:
-            continue
-        try:
-            envelope, data = parse(message.value)
-            result = handler(envelope, data, Origin(message.topic, message.partition, message.offset))
-            if asyncio.iscoroutine(result):
-                result = await result
-            outgoing = list(result or ())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            level = logging.WARNING if isinstance(exc, EnvelopeError) else logging.ERROR
-            log.log(level, "message set aside to dead letters: %s", exc, exc_info=level == logging.ERROR,
-                    extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
-                           "reason": str(exc)})
-            await publish(app, dead_letter(service, message, exc))
-        else:
-            for out in outgoing:
-                await publish(app, out)
-        # Committed by the timer, never here: a commit can wait on a rebalance, and a rebalance on
-        # this agent finishing its message — the worker would stop for good.
-        app.offsets.handled(message)
+        verdict = await app.offsets.check(message)
+        if isinstance(verdict, list):  # skipped by the consumer, read from Kafka: those first
+            for missed in verdict:
+                await _handle_one(app, service, handler, missed)
+            verdict = HANDLE
+        if verdict == HANDLE:
+            await _handle_one(app, service, handler, message)
+
+
+async def _handle_one(app: faust.App, service: str, handler: Handler, message) -> None:
+    """Decode, let the domain decide, publish; a message it cannot handle goes to dead letters."""
+    try:
+        envelope, data = parse(message.value)
+        result = handler(envelope, data, Origin(message.topic, message.partition, message.offset))
+        if asyncio.iscoroutine(result):
+            result = await result
+        outgoing = list(result or ())
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        level = logging.WARNING if isinstance(exc, EnvelopeError) else logging.ERROR
+        log.log(level, "message set aside to dead letters: %s", exc, exc_info=level == logging.ERROR,
+                extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                       "reason": str(exc)})
+        await publish(app, dead_letter(service, message, exc))
+    else:
+        for out in outgoing:
+            await publish(app, out)
+    # Committed by the timer, never here: a commit can wait on a rebalance, and a rebalance on
+    # this agent finishing its message — the worker would stop for good.
+    app.offsets.handled(message)

@@ -32,9 +32,10 @@ class FakeConsumer:
 class FakeLookup:
     """What Kafka says: the group's committed offset (None: never), the partition's first offset."""
 
-    def __init__(self, consumer, group_committed=None):
+    def __init__(self, consumer, group_committed=None, log=None):
         self.consumer = consumer
         self.group_committed = dict(group_committed or {})
+        self.log = log  # offset -> value on the partition, when Kafka can be read directly
 
     async def start_of(self, tp):
         found = self.group_committed.get(tp)
@@ -43,13 +44,20 @@ class FakeLookup:
     async def earliest_of(self, tp):
         return self.consumer.earliest
 
+    async def read_range(self, tp, start, end):
+        """Kafka's messages start..end-1, or None (unreachable: the keeper seeks back instead)."""
+        if self.log is None:
+            return None
+        return [SimpleNamespace(tp=tp, offset=o, value=self.log.get(o)) for o in range(start, end) if o in self.log]
 
-def keeper(committed=None, **consumer):
-    """`committed`: what the group has committed, as Kafka says (faust's own record is not used)."""
+
+def keeper(committed=None, log=None, **consumer):
+    """`committed`: what the group has committed, as Kafka says (faust's own record is not used);
+    `log`: the partition's messages by offset, when they can be read from Kafka directly."""
     fake = FakeConsumer(**consumer)
     app = SimpleNamespace(consumer=fake, consumer_generation_id=1, crash=fake.crash,
                           flow_control=SimpleNamespace(is_active=lambda: True))
-    return OffsetKeeper(app, FakeLookup(fake, committed)), app
+    return OffsetKeeper(app, FakeLookup(fake, committed, log)), app
 
 
 def msg(offset, tp=P0):
@@ -139,3 +147,25 @@ def test_a_partition_the_group_never_committed_is_expected_from_its_first_offset
     k, app = keeper(earliest=5)
     assert run(k.check(msg(7))) == SKIPPED
     assert app.consumer.seeks == [(P0, 5)]
+
+
+def test_messages_skipped_by_the_consumer_are_read_from_kafka_and_handled_first():
+    k, app = keeper(committed={P0: 10}, log={o: f"m{o}".encode() for o in range(10, 20)})
+    assert run(k.check(msg(10))) == HANDLE
+    k.handled(msg(10))
+    missed = run(k.check(msg(14)))  # 11..13 never came from the consumer
+    assert [m.offset for m in missed] == [11, 12, 13] and missed[0].value == b"m11"
+    assert app.consumer.seeks == []  # no seek: they are handled now, then 14
+    for m in missed:
+        k.handled(m)
+    k.handled(msg(14))
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 15}]
+
+
+def test_a_gap_kafka_cannot_fill_completely_falls_back_to_seeking():
+    k, app = keeper(committed={P0: 10}, log={10: b"a", 12: b"c"})  # 11 missing in what was read
+    assert run(k.check(msg(10))) == HANDLE
+    k.handled(msg(10))
+    assert run(k.check(msg(13))) == SKIPPED
+    assert app.consumer.seeks == [(P0, 11)]
