@@ -72,6 +72,9 @@ class OffsetKeeper:
         self.next: dict = {}  # tp -> next offset to handle
         self.pending: dict = {}  # tp -> offset to commit
         self.rewinding: dict = {}  # tp -> (offset we sought back to, when, seeks repeated)
+        self.progress_at: dict = {}  # tp -> when a message of it was last handled
+        self.generation_at = time.monotonic()
+        self.last_stall_check = 0.0
         self.last_commit = 0.0
 
     def _start_generation(self) -> None:
@@ -80,6 +83,8 @@ class OffsetKeeper:
             # A new assignment: start from the committed offsets faust has just sought to.
             # Progress not committed yet is handled again (handlers are idempotent).
             self.generation = generation
+            self.generation_at = time.monotonic()
+            self.progress_at.clear()
             self.next.clear()
             self.pending.clear()
             self.rewinding.clear()
@@ -131,10 +136,42 @@ class OffsetKeeper:
         await self.app.consumer.seek(tp, expected)
         return SKIPPED
 
+    stall_check_every_s = 5.0
+    stall_after_s = 20.0  # a partition with messages waiting and none handled for this long: stuck
+
+    async def check_stalled(self) -> None:
+        """A partition of ours with messages waiting that nothing has been handled from for a
+        while: the consumer stopped delivering it (seen after a restart). Restart the worker."""
+        now = time.monotonic()
+        if now - self.last_stall_check < self.stall_check_every_s:
+            return
+        self.last_stall_check = now
+        self._start_generation()
+        if not self.app.flow_control.is_active():
+            return  # mid-rebalance
+        tps = [tp for tp in self.app.consumer.assignment() if tp.topic.startswith("spkt.")]
+        quiet = [tp for tp in tps if now - max(self.progress_at.get(tp, 0.0), self.generation_at) > self.stall_after_s]
+        if not quiet:
+            return
+        ends = await self.lookup.latest_of(quiet)
+        for tp in quiet:
+            position = self.next.get(tp)
+            if position is None:
+                position = await self.lookup.start_of(tp)
+            end = ends.get(tp)
+            if end is not None and position is not None and end > position:
+                log.error("%s: %d messages waiting from offset %d and none handled for %.0f s; restarting the "
+                          "worker", tp, end - position, position, self.stall_after_s,
+                          extra={"topic": tp.topic, "partition": tp.partition})
+                await self.app.crash(RuntimeError(f"{tp} stalled at offset {position}"))
+                return
+
     async def watch(self) -> None:
         """Seeks whose offset has not come back: seek again; after a few tries, restart the worker.
+        And partitions that stopped delivering (check_stalled).
 
         Run by a timer, not per message: a partition can stall without delivering anything."""
+        await self.check_stalled()
         now = time.monotonic()
         for tp, (expected, since, attempts) in list(self.rewinding.items()):
             if now - since < self.rewind_patience_s:
@@ -153,6 +190,7 @@ class OffsetKeeper:
             await self.app.consumer.seek(tp, expected)
 
     def handled(self, message) -> None:
+        self.progress_at[message.tp] = time.monotonic()
         self.next[message.tp] = message.offset + 1
         self.pending[message.tp] = message.offset + 1
 
@@ -264,6 +302,32 @@ class OffsetLookup:
         for message in found:
             message.tp = tp
         return found
+
+    def _latest_of(self, tps: list) -> dict:
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        found = self._client().list_partition_offsets(
+            {TopicPartition(tp.topic, tp.partition): OffsetSpec.LATEST for tp in tps})
+        return {tp: found[TopicPartition(tp.topic, tp.partition)].offset for tp in tps
+                if TopicPartition(tp.topic, tp.partition) in found}
+
+    async def latest_of(self, tps: list) -> dict:
+        """Each partition's end offset (the next offset to be written); {} when Kafka cannot say."""
+        if not tps:
+            return {}
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._locked_call, self._latest_of, tps),
+                                          self.timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("could not ask Kafka for end offsets: %s", exc)
+            return {}
+
+    def _locked_call(self, fn, *args):
+        with self._lock:
+            return fn(*args)
 
     async def start_of(self, tp) -> int | None:
         """The group's committed offset, or the partition's first offset if it never committed."""

@@ -119,8 +119,9 @@ def opened(incident_id: str) -> IncidentOpened:
                           response_plan=[{"kind": "car", "count": 1, "capabilities": []}])
 
 
-def recommendation_for(settings, incident_id: str) -> dict:
+def recommendation_for(settings, incident_id: str, supervise=lambda: None) -> dict:
     def found():
+        supervise()
         for e in events_on(settings, topics.ASSIGNMENTS):
             if e.type == "dispatch.recommended" and e.data["incident_id"] == incident_id:
                 return e.data
@@ -139,6 +140,7 @@ def test_a_killed_dispatch_worker_comes_back_with_its_board_and_holds(settings_f
     position(settings, stale, SCENE[0] + 0.001, SCENE[1], age=timedelta(hours=2))  # nearer, but 2 h old
     position(settings, busy, SCENE[0] - 0.002, SCENE[1])
     worker = Process(["run", "dispatch"], settings, tmp_path / "dispatch.log")
+    restarts: list[Process] = []
     try:
         # Ready as `spkt up` judges it: the group stable with this worker in it.
         wait_for(lambda: group_members(settings, GROUP) == 1, timeout=90, interval=0.5,
@@ -162,12 +164,18 @@ def test_a_killed_dispatch_worker_comes_back_with_its_board_and_holds(settings_f
 
         worker.popen.kill()  # SIGKILL: no goodbye, no last commit
         worker.stop()
-        worker = Process(["run", "dispatch"], settings, tmp_path / "dispatch-restarted.log")
+        restarts.append(Process(["run", "dispatch"], settings, tmp_path / "dispatch-restarted.log"))
+
+        def supervise() -> None:  # as supervisord does: a worker that stopped is started again
+            if restarts[-1].popen.poll() is not None:
+                restarts[-1].stop()
+                restarts.append(Process(["run", "dispatch"], settings, tmp_path / f"dispatch-{len(restarts)}.log"))
         publish(settings, topics.INCIDENTS, make_event(opened(f"inc-{run}-b"), source="/test"))
-        check(recommendation_for(settings, f"inc-{run}-b"))  # the board, rebuilt from Kafka
+        check(recommendation_for(settings, f"inc-{run}-b", supervise))  # the board, rebuilt from Kafka
         again = command(busy, f"inc-{run}-b")  # the hold, restored: still one incident per unit
         publish(settings, topics.UNIT_COMMANDS, make_event(again, source="/test", event_id=again.command_id))
         wait_for(lambda: outcomes(settings, {again.command_id}).get(again.command_id) == ["command.rejected"],
                  timeout=90, interval=0.5, what="the second assignment of the busy unit refused")
     finally:
-        worker.stop()
+        for process in [worker, *restarts]:
+            process.stop()

@@ -18,6 +18,12 @@ class FakeConsumer:
     async def earliest_offsets(self, *tps):
         return {tp: self.earliest for tp in tps}
 
+    assigned: set = set()
+    ends: dict = {}
+
+    def assignment(self):
+        return set(self.assigned)
+
     async def seek(self, tp, offset):
         self.seeks.append((tp, offset))
 
@@ -43,6 +49,9 @@ class FakeLookup:
 
     async def earliest_of(self, tp):
         return self.consumer.earliest
+
+    async def latest_of(self, tps):
+        return {tp: self.consumer.ends[tp] for tp in tps if tp in self.consumer.ends}
 
     async def read_range(self, tp, start, end):
         """Kafka's messages start..end-1, or None (unreachable: the keeper seeks back instead)."""
@@ -169,3 +178,25 @@ def test_a_gap_kafka_cannot_fill_completely_falls_back_to_seeking():
     k.handled(msg(10))
     assert run(k.check(msg(13))) == SKIPPED
     assert app.consumer.seeks == [(P0, 11)]
+
+
+def test_a_partition_with_messages_waiting_and_nothing_handled_restarts_the_worker():
+    """Seen after a restart in CI: the consumer stopped delivering one partition for good."""
+    k, app = keeper(committed={P0: 10})
+    k.stall_after_s, k.stall_check_every_s = 0.0, 0.0
+    app.consumer.assigned, app.consumer.ends = {P0}, {P0: 10}
+    run(k.check_stalled())
+    assert not hasattr(app.consumer, "crashed")  # nothing waiting: quiet is fine
+    app.consumer.ends = {P0: 12}
+    run(k.check_stalled())
+    assert "stalled at offset 10" in str(app.consumer.crashed)
+
+
+def test_a_partition_making_progress_is_not_stalled():
+    k, app = keeper(committed={P0: 10})
+    k.stall_check_every_s = 0.0  # stall_after_s stays 20 s: the message below was just handled
+    app.consumer.assigned, app.consumer.ends = {P0}, {P0: 30}
+    assert run(k.check(msg(10))) == HANDLE
+    k.handled(msg(10))
+    run(k.check_stalled())
+    assert not hasattr(app.consumer, "crashed")
