@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # rebalance the new owner starts beyond it. Seen here: two intake workers, one killed mid-stream,
 # 4 to 16 of 90 reports never handled. So faust keeps no offset bookkeeping and commits nothing;
 # `OffsetKeeper` commits, per partition, the offset after the last message handled in order, and
-# when it sees a jump it seeks back and reads the skipped messages again.
+# when it sees a jump it reads the skipped messages from Kafka (or seeks back) and handles them.
 
 
 def _ack_without_bookkeeping(self: Consumer, message) -> bool:
@@ -80,8 +80,8 @@ class OffsetKeeper:
     def _start_generation(self) -> None:
         generation = self.app.consumer_generation_id
         if generation != self.generation:
-            # A new assignment: start from the committed offsets faust has just sought to.
-            # Progress not committed yet is handled again (handlers are idempotent).
+            # A new assignment: each partition starts from what the group committed (asked of
+            # Kafka in check). Progress not committed yet is handled again (handlers are idempotent).
             self.generation = generation
             self.generation_at = time.monotonic()
             self.progress_at.clear()
@@ -252,13 +252,9 @@ class OffsetLookup:
         found = self._client().list_partition_offsets({ktp: OffsetSpec.EARLIEST}).get(ktp)
         return None if found is None else found.offset
 
-    def _locked(self, fn, topic: str, partition: int) -> int | None:
-        with self._lock:
-            return fn(topic, partition)
-
     async def _ask(self, fn, tp) -> int | None:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self._locked, fn, tp.topic, tp.partition),
+            return await asyncio.wait_for(asyncio.to_thread(self._locked_call, fn, tp.topic, tp.partition),
                                           self.timeout_s)
         except asyncio.CancelledError:
             raise

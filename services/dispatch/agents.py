@@ -43,7 +43,8 @@ DECIDE = {AssignUnit: lifecycle.assign, ChangeUnitStatus: lifecycle.change_statu
 
 
 async def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
-    hold = holds.get(event.unit_id) or lifecycle.new_hold(event.unit_id)
+    held = holds.get(event.unit_id)
+    hold = dict(held) if held else lifecycle.new_hold(event.unit_id)
     hold["partition"] = origin.partition  # the timer alerts only for partitions this worker owns
     if isinstance(event, UnitRegistered):
         lifecycle.registered(hold, event)
@@ -69,7 +70,8 @@ async def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) 
         return emit(envelope, decision.events)
     else:
         return []
-    holds[event.unit_id] = hold
+    if hold != held:  # our own status events come back here: most change nothing, write nothing
+        holds[event.unit_id] = hold
     return []
 
 

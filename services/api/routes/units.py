@@ -53,11 +53,15 @@ def unit_out(u: t.Unit, now, max_age_s: float) -> UnitOut:
         at = as_aware(u.position_at)
         position = {"lat": u.lat, "lon": u.lon, "at": at.isoformat()}
         stale = (now - at).total_seconds() > max_age_s
-    shift = f"{u.shift_start_h:02d}-{u.shift_end_h:02d}" if u.shift_start_h is not None else None
     return UnitOut(unit_id=u.unit_id, callsign=u.callsign, kind=u.kind, station=u.station,
                    capabilities=u.capabilities, status=u.status, incident_id=u.incident_id, position=position,
                    availability=lifecycle.PRIMARY.get(u.status, lifecycle.UNAVAILABLE),
-                   status_since=as_aware(u.status_since), stale=stale, shift=shift, jurisdiction=u.jurisdiction)
+                   status_since=as_aware(u.status_since), stale=stale, shift=_shift(u.shift_start_h, u.shift_end_h),
+                   jurisdiction=u.jurisdiction)
+
+
+def _shift(start_h: int | None, end_h: int | None) -> str | None:
+    return f"{start_h:02d}-{end_h:02d}" if start_h is not None and end_h is not None else None
 
 
 @router.get("", response_model=UnitsOut)
@@ -82,10 +86,9 @@ async def register_unit(body: UnitIn, principal: Admin, publisher: PublisherDep,
                                 capabilities=body.capabilities, registered_at=now, shift_start_h=body.shift_start_h,
                                 shift_end_h=body.shift_end_h, jurisdiction=body.jurisdiction)
     await commands.publish(publisher, topics.UNIT_STATUS, make_event(registered, source="/spkt/api"))
-    shift = f"{body.shift_start_h:02d}-{body.shift_end_h:02d}" if body.shift_start_h is not None else None
     return UnitOut(unit_id=body.unit_id, callsign=body.callsign, kind=body.kind, station=body.station,
                    capabilities=body.capabilities, status="available", incident_id=None, position=None,
-                   stale=True, shift=shift, jurisdiction=body.jurisdiction)
+                   stale=True, shift=_shift(body.shift_start_h, body.shift_end_h), jurisdiction=body.jurisdiction)
 
 
 @router.post("/{unit_id}/status", response_model=UnitStatusOut,
