@@ -5,6 +5,7 @@ Fed from the unit topics (board_feed) and asked for recommendations by the incid
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
 
 from schemas.events import (
@@ -18,12 +19,18 @@ from .ranking import IncidentView, Need, RankingRules, UnitInfo, recommend, sync
 from .router import OsrmRouter, Router, StraightLineRouter
 
 
+EARLY_FIXES_KEPT = 10_000
+
+
 class Board:
     def __init__(self, router: Router | None = None) -> None:
         self.units: dict[str, UnitInfo] = {}
         self.index = UnitIndex()
         self.router = router
         self._versions: dict[str, int] = {}
+        # Fixes of units not registered yet: the feed reads the register and the positions as two
+        # topics, so a unit's first fix can come before its registration and would be lost.
+        self._early_fixes: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
 
     def apply(self, event: EventData) -> None:
         if isinstance(event, UnitPositionReported):
@@ -38,6 +45,8 @@ class Board:
             info.callsign, info.kind, info.station = event.callsign, event.kind, event.station
             info.capabilities, info.shift = tuple(event.capabilities), shift
             sync_unit(self.index, info)
+            if (fix := self._early_fixes.pop(event.unit_id, None)) is not None:
+                self.index.update_position(event.unit_id, *fix)
         elif isinstance(event, UnitStatusChanged):
             info = self.units.get(event.unit_id)
             if info is None:
@@ -52,7 +61,14 @@ class Board:
 
     def position(self, unit_id: str, lat: float, lon: float, at_epoch_s: float) -> bool:
         """A GPS fix into the index, in place (an older fix than the one held is ignored)."""
-        return self.index.update_position(unit_id, lat, lon, at_epoch_s)
+        if unit_id in self.index:
+            return self.index.update_position(unit_id, lat, lon, at_epoch_s)
+        held = self._early_fixes.get(unit_id)
+        if held is None or held[2] <= at_epoch_s:
+            self._early_fixes[unit_id] = (lat, lon, at_epoch_s)
+            if len(self._early_fixes) > EARLY_FIXES_KEPT:  # trackers of units never registered
+                self._early_fixes.popitem(last=False)
+        return False
 
     def recommend(self, incident: IncidentView, now: datetime, rules: RankingRules,
                   trigger: str = "incident.opened") -> DispatchRecommended:

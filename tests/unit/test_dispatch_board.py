@@ -289,3 +289,12 @@ def test_an_incident_without_a_location_has_no_candidates():
     rec = board.recommend(incident_view(facts), NOW, RULES)
     assert rec.candidates == [] and rec.excluded_counts == {"no_incident_location": 1}
     assert rec.shortfalls == ["butuh 1 unit car: lokasi kejadian belum diketahui"]
+
+
+def test_a_fix_read_before_the_units_registration_is_kept_for_it():
+    """The feed reads positions and the register as two topics: the first fix may come first."""
+    board = Board()
+    board.apply(UnitPositionReported(unit_id="late", lat=-6.2, lon=106.8, at=NOW - timedelta(seconds=5)))
+    board.apply(UnitRegistered(unit_id="late", callsign="LATE", kind="car", station="s", registered_at=NOW))
+    lat, lon, at = board.index.position("late")
+    assert (lat, lon) == (-6.2, 106.8) and at == (NOW - timedelta(seconds=5)).timestamp()
