@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:34} {r['p50_ms']:9.3f} {r['p99_ms']:9.3f} {r['max_ms']:9.3f} {r['n']:7d}")
     print(f"speed-up vs naive: {report['speedup_p50']:.0f}x at p50, {report['speedup_p99']:.0f}x at p99 (target >= 500x)")
     print(f"geopy geodesic, one pair: {geo_us:.0f} us")
-    print(f"geodesic distances per recommend: {geodesics_per_call:.1f} (finalists: up to {rules.finalists} per plan line)")
+    print(f"geodesic distances per recommend: {geodesics_per_call:.1f} (finalists: up to {rules.finalists} per plan line), "
+          f"about {geodesics_per_call * geo_us / 1e3:.2f} ms of each recommendation")
     print(f"same candidates as the eager variant: {report['same_candidates_as_eager']}; "
           f"naive's fastest is ours: {report['naive_fastest_agrees']}")
     print(f"position updates: {updates_per_s:,.0f}/s (target >= 100,000/s), arrays reallocated: "

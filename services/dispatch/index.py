@@ -6,7 +6,10 @@ its register (see `services.dispatch.ranking.sync_unit`) and asks it two things:
 - `update_position`: a GPS fix, O(1), in place (a dict lookup and a few scalar stores; the arrays
   are reallocated only when the row count passes the capacity, which then doubles);
 - an approximate distance from a point to every row in one vectorised pass, from which the
-  ranking picks its finalists (`nearest`, `approx_sq_distances_m`).
+  ranking picks its finalists (`nearest`, `approx_sq_distances_m`, `nearest_rows`);
+- which rows are ready (registered, not "not available") and on shift in a given hour
+  (`ready_masks`), cached until `version` moves: every change of a registration, status, duty
+  or shift bumps it, positions do not.
 
 Rows hold, per unit: latitude and longitude in degrees (float64), the time of that fix as epoch
 seconds (float64, NaN while unknown), small int codes for kind and status, the status class
@@ -104,6 +107,11 @@ class UnitIndex:
         # Derived lookups of the ranking (resolved plans, speed tables), keyed by what they depend
         # on; cleared whenever a kind or capability is registered.
         self.cache: dict = {}
+        self._near_hint_m2 = 1e6  # see nearest_rows
+        # Bumped by every change of a unit's registration, status, duty or shift (not by
+        # positions): what `ready_masks` caches depends on nothing else.
+        self.version = 0
+        self._ready: tuple | None = None
         self._alloc(capacity)
 
     # --- storage --------------------------------------------------------------------------
@@ -211,6 +219,7 @@ class UnitIndex:
         self.kind[row] = self.kind_code(kind)
         self.caps[row] = self.capability_bits(capabilities, register=True)
         self.shift[row] = shift_mask(shift)
+        self.version += 1
         return row
 
     def update_position(self, unit_id: str, lat: float, lon: float, at_epoch_s: float) -> bool:
@@ -238,6 +247,7 @@ class UnitIndex:
             self._statuses.append(status)
         self.status[row] = code
         self.klass[row] = status_class(status, bool(self.duty[row]))
+        self.version += 1
         return True
 
     def set_duty(self, unit_id: str, on_duty: bool) -> bool:
@@ -247,6 +257,7 @@ class UnitIndex:
             return False
         self.duty[row] = bool(on_duty)
         self.klass[row] = status_class(self._statuses[self.status[row]], bool(on_duty))
+        self.version += 1
         return True
 
     def set_shift(self, unit_id: str, shift: tuple[int, int] | None) -> bool:
@@ -254,6 +265,7 @@ class UnitIndex:
         if row is None:
             return False
         self.shift[row] = shift_mask(shift)
+        self.version += 1
         return True
 
     def remove(self, unit_id: str) -> bool:
@@ -266,6 +278,7 @@ class UnitIndex:
         self.lat[row] = self.lon[row] = self.at[row] = np.nan
         self.klass[row] = NOT_AVAILABLE
         self._free.append(row)
+        self.version += 1
         return True
 
     # --- reads ----------------------------------------------------------------------------
@@ -280,6 +293,20 @@ class UnitIndex:
     def status_of(self, unit_id: str) -> str | None:
         row = self._rows.get(unit_id)
         return None if row is None else self._statuses[self.status[row]]
+
+    def ready_masks(self, hour: int) -> tuple[np.ndarray, np.ndarray]:
+        """(registered and not "not available", on shift in local hour `hour`), bool over [:n_rows].
+
+        Cached until the next change of a registration, status, duty or shift: statuses change a
+        few times a minute, recommendations many times a second. Read only; do not modify."""
+        cached = self._ready
+        if cached is None or cached[0] != self.version or cached[1] != hour:
+            n = self._n
+            ready = self.active[:n] & (self.klass[:n] != NOT_AVAILABLE)
+            on_shift = (self.shift[:n] & np.uint32(1 << hour)) != 0
+            ready.flags.writeable = on_shift.flags.writeable = False
+            cached = self._ready = (self.version, hour, ready, on_shift)
+        return cached[2], cached[3]
 
     def approx_sq_distances_m(self, lat: float, lon: float) -> np.ndarray:
         """Squared approximate distance (m²) from (lat, lon) to rows [:n_rows]; NaN without a position.
@@ -322,6 +349,33 @@ class UnitIndex:
             ok &= d2 <= max_distance_m * max_distance_m
         rows = np.flatnonzero(ok)
         return _k_smallest(rows, d2[rows], k)
+
+
+    def nearest_rows(self, d2: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the k smallest of `d2` (approx_sq_distances_m's result, NaN without a position),
+        nearest first.
+
+        A partial sort over all rows costs more than the rest of a recommendation's numpy work, so
+        the rows within a radius are taken first (twice the k-th distance of the previous call,
+        widened until there are k) and only those are sorted."""
+        if k <= 0:
+            return np.zeros(0, dtype=np.intp)
+        t2 = self._near_hint_m2
+        for _ in range(6):
+            rows = (d2 <= t2).nonzero()[0]  # NaN is not <=: rows without a position drop out
+            if rows.size >= k:
+                break
+            t2 *= 16.0
+        else:
+            rows = np.flatnonzero(~np.isnan(d2))
+        keys = d2[rows]
+        if rows.size > k:
+            part = keys.argpartition(k - 1)[:k]
+            rows, keys = rows[part], keys[part]
+        order = keys.argsort(kind="stable")
+        if rows.size == k:
+            self._near_hint_m2 = max(4.0 * float(keys[order[-1]]), 1.0)
+        return rows[order]
 
 
 def _k_smallest(rows: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

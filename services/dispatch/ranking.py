@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 
 import numpy as np
@@ -203,7 +203,7 @@ def shift_bounds(mask: int) -> tuple[int, int] | None:
 def _local_hour(now: datetime, utc_offset_h: int) -> int:
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    return (now.astimezone(timezone.utc) + timedelta(hours=utc_offset_h)).hour
+    return int((now.timestamp() // 3600 + utc_offset_h) % 24)
 
 
 def _conditional_word(status: str, info: UnitInfo | None) -> str:
@@ -233,6 +233,7 @@ class _Plan:
         self.total = sum(max(0, n.count) for n in plan)
         self.labels = [n.label() for n in plan]
         self.known_kinds = [c for c in self.kind_codes if c is not None]
+        self._masks: tuple | None = None
 
     @staticmethod
     def of(plan: tuple[Need, ...], index: UnitIndex) -> _Plan:
@@ -243,6 +244,27 @@ class _Plan:
                 index.cache.clear()
             resolved = index.cache[key] = _Plan(plan, index)
         return resolved
+
+    def masks(self, index: UnitIndex) -> tuple[list[np.ndarray | None], np.ndarray, np.ndarray, np.ndarray]:
+        """Bool over the index's rows [:n_rows]: per plan line the rows of its kind with its
+        capabilities (None for a line nobody can fill); any line's; the right kind without the
+        capability; a kind no line wants. Cached until the index's registrations change."""
+        if self._masks is None or self._masks[0] != index.version:
+            n = index.n_rows
+            kinds, caps = index.kind[:n], index.caps[:n]
+            lines = [self.pool_mask(i, kinds, caps) if self.fillable(i) else None for i in range(len(self.needs))]
+            usable = np.zeros(n, dtype=bool)
+            for m in lines:
+                if m is not None:
+                    usable |= m
+            wanted_kind = np.zeros(len(index.kind_names) + 1, dtype=bool)  # a lookup: np.isin is slow
+            wanted_kind[self.known_kinds] = True
+            right_kind = wanted_kind[kinds]  # kind -1 (a row never used) reads the spare last entry
+            self._masks = (index.version, lines, usable, right_kind & ~usable, ~right_kind)
+        return self._masks[1:]
+
+    def fillable(self, i: int) -> bool:
+        return self.kind_codes[i] is not None and self.cap_bits[i] is not None and self.needs[i].count > 0
 
     def pool_mask(self, i: int, kinds: np.ndarray, caps: np.ndarray) -> np.ndarray:
         code, bits = self.kind_codes[i], self.cap_bits[i]
@@ -263,6 +285,55 @@ def _speed_table(index: UnitIndex, router: Router) -> np.ndarray:
         table = np.array([router.seconds_per_metre(k) for k in index.kind_names], dtype=np.float64)
         cached = index.cache[key] = (router, table)
     return cached[1]
+
+
+def _row_tables(index: UnitIndex, router: Router, pull_cost_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row [:n_rows]: seconds per straight-line metre, and the pull cost (conditionally
+    available units); cached until the index's registrations or statuses change."""
+    key = ("rows", id(router), pull_cost_s)
+    cached = index.cache.get(key)
+    if cached is None or cached[0] is not router or cached[1] != index.version:
+        n = index.n_rows
+        spm_rows = _speed_table(index, router)[index.kind[:n]]
+        pull_rows = (index.klass[:n] == CONDITIONAL) * pull_cost_s
+        cached = index.cache[key] = (router, index.version, spm_rows, pull_rows)
+    return cached[2], cached[3]
+
+
+def _k_fastest(eta: np.ndarray, mask: np.ndarray, k: int, hints: dict, key) -> np.ndarray:
+    """Rows of the k smallest `eta` where `mask` (all of them when fewer), in no order.
+
+    A partial sort of thousands of rows costs more than the rest of the selection, so the rows
+    under a bound are taken first (twice the k-th ETA the last time this plan line was ranked,
+    widened until there are k) and only those are sorted; the same rows as sorting them all."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    rows = None
+    bound = hints.get(key)
+    if bound is not None:
+        for _ in range(4):
+            rows = (mask & (eta <= bound)).nonzero()[0]
+            if rows.size >= k:
+                break
+            bound *= 4.0
+    if rows is None or rows.size < k:
+        rows = mask.nonzero()[0]
+    if rows.size > k:
+        rows = rows[eta[rows].argpartition(k - 1)[:k]]
+    if rows.size == k:
+        hints[key] = max(2.0 * float(eta[rows].max()), 1.0)
+    return rows
+
+
+def _union(parts: list[np.ndarray]) -> np.ndarray:
+    """The rows in any of `parts`, ascending, once each (np.unique, at half its call overhead)."""
+    if not parts:
+        return np.zeros(0, dtype=np.intp)
+    rows = np.concatenate(parts)
+    rows.sort()
+    if rows.size > 1:
+        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+    return rows
 
 
 _ROUTERS: dict[int, tuple[RankingRules, StraightLineRouter]] = {}
@@ -348,9 +419,10 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
     counts: dict[str, int] = {}
 
     # 1-5: one vectorised pass over every row; `ok` narrows rule by rule, each rule counting
-    # the units it removes.
+    # the units it removes. Status and shift masks come cached from the index.
     d2 = index.approx_sq_distances_m(lat0, lon0)
-    ok = index.active[:n].copy()
+    ready, on_shift = index.ready_masks(hour)
+    ok = ready.copy()
     remaining = len(index)
     excluded_rows = [r for u in incident.exclude_units if (r := index.row(u)) is not None]
     if excluded_rows:
@@ -358,66 +430,56 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
         counts[EXCLUDED_FOR_INCIDENT] = len(excluded_rows)
         remaining -= len(excluded_rows)
 
-    def narrow(keep: np.ndarray, code: str) -> None:
+    def narrow(keep: np.ndarray | None, code: str) -> None:
         nonlocal remaining
-        ok.__iand__(keep)
+        if keep is not None:
+            ok.__iand__(keep)
         left = int(np.count_nonzero(ok))
         counts[code] = remaining - left
         remaining = left
 
-    narrow(index.klass[:n] != NOT_AVAILABLE, BUSY)
+    narrow(None, BUSY)
     at = index.at[:n]
     counts[NO_POSITION] = int(np.count_nonzero(ok & np.isnan(at)))
     narrow(at >= now_s - rules.position_max_age_s, STALE)  # NaN (no fix) is not >=
     counts[STALE] -= counts[NO_POSITION]
-    narrow((index.shift[:n] & np.uint32(1 << hour)) != 0, OFF_SHIFT)
+    narrow(on_shift, OFF_SHIFT)
     r2 = rules.radius_m * rules.radius_m
     narrow(d2 <= r2, BEYOND_RADIUS)
-    rows = np.flatnonzero(ok)  # eligible so far, ascending
-
-    kinds = index.kind[rows]
-    caps = index.caps[rows] if plan.needs else None
     slots = max(rules.max_candidates, plan.total)
     free_slots = slots - plan.total
-    pool_masks = [plan.pool_mask(i, kinds, caps) for i in range(len(plan.needs))]
+    line_masks, usable, lacks, wrong_kind = plan.masks(index)
     if plan.needs and free_slots <= 0:
         # 6: every slot belongs to a plan line; a unit no line can use is not a candidate.
-        usable = np.zeros(rows.shape, dtype=bool)
-        for m in pool_masks:
-            usable |= m
-        wanted_kind = np.zeros(int(kinds.max(initial=0)) + 1, dtype=bool)  # a lookup: np.isin is slow
-        wanted_kind[[c for c in plan.known_kinds if c < wanted_kind.size]] = True
-        right_kind = wanted_kind[kinds]
-        counts[LACKS_CAPABILITY] = int(np.count_nonzero(right_kind & ~usable))
-        counts[WRONG_KIND] = int(np.count_nonzero(~right_kind))
-        keep = np.flatnonzero(usable)
-        rows, kinds, caps = rows[keep], kinds[keep], caps[keep]
-        pool_masks = [m[keep] for m in pool_masks]
+        counts[LACKS_CAPABILITY] = int(np.count_nonzero(ok & lacks))
+        counts[WRONG_KIND] = int(np.count_nonzero(ok & wrong_kind))
+        remaining -= counts[LACKS_CAPABILITY] + counts[WRONG_KIND]
+        ok &= usable
+    eligible = ok  # bool over every row
 
-    # 7: approximate ETA for every eligible unit; finalists per plan line and overall.
-    spm_table = _speed_table(index, router)
-    cond = index.klass[rows] == CONDITIONAL
-    eta = np.sqrt(d2[rows])
-    eta *= spm_table[kinds]
-    eta += cond * rules.conditional_pull_cost_s
-    picked = np.zeros(rows.size, dtype=bool)
+    # 7: approximate ETA for every row (only eligible rows are read); finalists, the k fastest
+    # per plan line and overall.
+    spm_rows, pull_rows = _row_tables(index, router, rules.conditional_pull_cost_s)
+    eta = np.sqrt(d2)
+    eta *= spm_rows
+    eta += pull_rows
     k = rules.finalists
-    for m in pool_masks:
-        pool = np.flatnonzero(m)
-        picked[_k_smallest_positions(pool, eta[pool], k)] = True
+    hints = index.cache.setdefault("eta hints", {})
+    parts = [_k_fastest(eta, eligible & m, k, hints, plan.needs[i]) for i, m in enumerate(line_masks) if m is not None]
     if free_slots > 0 or not plan.needs:
-        picked[_k_smallest_positions(None, eta, k)] = True
-    fpos = np.flatnonzero(picked)
-    frows = rows[fpos]
+        parts.append(_k_fastest(eta, eligible, k, hints, None))
+    frows = _union(parts)  # ascending
     n_f = frows.size
 
     f_lat = index.lat[frows].tolist()
     f_lon = index.lon[frows].tolist()
-    f_kinds = kinds[fpos]
-    f_cond = cond[fpos]
+    f_kinds = index.kind[frows]
+    f_cond = index.klass[frows] == CONDITIONAL
     # f_pools[p, i]: finalist p can fill plan line i
-    f_pools = (np.stack([m[fpos] for m in pool_masks], axis=1) if plan.needs
-               else np.zeros((n_f, 0), dtype=bool))
+    f_pools = np.zeros((n_f, len(plan.needs)), dtype=bool)
+    for i, m in enumerate(line_masks):
+        if m is not None:
+            f_pools[:, i] = m[frows]
     pools_list = f_pools.tolist()
     pull = f_cond * rules.conditional_pull_cost_s
     dist = index.refine_distances_m(lat0, lon0, frows)  # becomes exact (geodesic) where is_exact
@@ -432,11 +494,11 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
         # Exact distances only where they can change the outcome: the chosen units, and any unit
         # whose lowest possible ETA (approximation minus its error bound) could beat a chosen one
         # it competes with. Same outcome as measuring every finalist.
-        spm = spm_table[f_kinds]
+        spm = spm_rows[frows]
         low = dist * (1 - 2 * refined_error_bound(dist)) * spm + pull
         while True:
             etas = dist * spm + pull
-            order = np.argsort(etas, kind="stable").tolist()
+            order = etas.argsort(kind="stable").tolist()
             chosen = _select(order, pools_list, plan, slots)
             todo = [p for p, _ in chosen if not is_exact[p]]
             if not todo and chosen:
@@ -450,7 +512,7 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
         f_kind_names = [index.kind_name(c) for c in f_kinds.tolist()]
         travel = router.travel_times_s((lat0, lon0), list(zip(f_lat, f_lon)), f_kind_names, dist.tolist())
         etas = np.asarray(travel, dtype=np.float64) + pull
-        order = np.argsort(etas, kind="stable").tolist()
+        order = etas.argsort(kind="stable").tolist()
         chosen = _select(order, pools_list, plan, slots)
 
     # Candidates, fastest first.
@@ -494,21 +556,11 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
 
     shortfalls = [_shortfall(need, filled[i], rules.radius_m)
                   for i, need in enumerate(plan.needs) if filled[i] < need.count]
-    counts[SLOWER] = int(rows.size) - len(candidates)
+    counts[SLOWER] = remaining - len(candidates)
 
-    excluded = _nearest_exclusions(index, plan, rules, d2, rows, eta, candidate_rows,
+    excluded = _nearest_exclusions(index, plan, rules, d2, eligible, eta, candidate_rows,
                                    excluded_rows, now_s, hour, free_slots, r2)
     return Recommendation(candidates, excluded, {k: v for k, v in counts.items() if v}, shortfalls)
-
-
-def _k_smallest_positions(positions: np.ndarray | None, keys: np.ndarray, k: int) -> np.ndarray:
-    """The positions (None: 0..len(keys)-1) of the k smallest keys, in no order."""
-    if keys.size > k > 0:
-        part = np.argpartition(keys, k - 1)[:k]
-        return part if positions is None else positions[part]
-    if k <= 0:
-        return np.zeros(0, dtype=np.intp)
-    return np.arange(keys.size) if positions is None else positions
 
 
 def _nearest_exclusions(index: UnitIndex, plan: _Plan, rules: RankingRules,
@@ -522,65 +574,50 @@ def _nearest_exclusions(index: UnitIndex, plan: _Plan, rules: RankingRules,
     k = rules.excluded_listed
     if k <= 0:
         return []
-    n = index.n_rows
-    positioned = np.flatnonzero(index.active[:n] & ~np.isnan(d2))
-    want = k + len(candidate_rows)
-    keys = d2[positioned]
-    if positioned.size > want:
-        part = np.argpartition(keys, want - 1)[:want]
-        positioned, keys = positioned[part], keys[part]
     skip = set(candidate_rows)
-    near_list = [r for r in positioned[np.argsort(keys, kind="stable")].tolist() if r not in skip][:k]
+    near_list = [r for r in index.nearest_rows(d2, k + len(skip)).tolist() if r not in skip][:k]
     if not near_list:
         return []
     near = np.array(near_list, dtype=np.intp)
-    # Reason codes, the first rule that applies (assigned from the last rule to the first).
-    code = np.full(near.size, 6, dtype=np.int8)
-    where = np.searchsorted(eligible, near)
-    if eligible.size:
-        np.minimum(where, eligible.size - 1, out=where)
-        code[eligible[where] == near] = 5
-    d2n = d2[near]
-    code[d2n > r2] = 4
-    code[(index.shift[near] & np.uint32(1 << hour)) == 0] = 3
-    ages = now_s - index.at[near]
-    code[~(ages <= rules.position_max_age_s)] = 2
-    code[index.klass[near] == NOT_AVAILABLE] = 1
-    if excluded_rows:
-        gone = set(excluded_rows)
-        code[[j for j, r in enumerate(near_list) if r in gone]] = 0
-    ids = index._ids
-    mins = np.maximum(1, np.rint(eta[where] / 60)).astype(np.int64).tolist() if eligible.size else None
-    age_mins = np.rint(ages / 60).tolist()
+    # Per row, the first rule that excludes it, in recommend()'s order. Plain Python over a
+    # few rows: a numpy call on 20 elements costs more than the comparison it makes.
+    is_eligible = eligible[near].tolist()
+    eta_minutes = np.rint(eta[near] / 60).tolist()
+    klass = index.klass[near].tolist()
     status = index.status[near].tolist()
+    ats = index.at[near].tolist()
     shifts = index.shift[near].tolist()
-    dists = np.sqrt(d2n).tolist()
+    d2n = d2[near].tolist()
+    gone = set(excluded_rows)
+    bit = 1 << hour
+    max_age = rules.position_max_age_s
+    ids = index._ids
     busy_words = _busy_reasons(index)
-    radius = format_km(rules.radius_m)
     out: list[tuple[str, str]] = []
     append = out.append
-    for j, c in enumerate(code.tolist()):
-        if c == 5:
-            append((ids[near_list[j]], f"ada unit lebih cepat (perkiraan tiba {mins[j]} menit)"))
-        elif c == 1:
-            append((ids[near_list[j]], busy_words[status[j]]))
-        elif c == 3:
+    for j, row in enumerate(near_list):
+        age = now_s - ats[j]
+        if row in gone:
+            reason = "dikecualikan untuk kejadian ini"
+        elif klass[j] == NOT_AVAILABLE:
+            reason = busy_words[status[j]]
+        elif not age <= max_age:
+            reason = f"posisi kedaluwarsa ({round(age / 60):.0f} menit)"
+        elif not shifts[j] & bit:
             bounds = shift_bounds(shifts[j])
-            append((ids[near_list[j]], f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})"
-                    if bounds else "di luar jam dinas"))
-        elif c == 2:
-            append((ids[near_list[j]], f"posisi kedaluwarsa ({age_mins[j]:.0f} menit)"))
-        elif c == 4:
-            append((ids[near_list[j]], f"di luar radius {radius} ({format_distance(dists[j])})"))
-        elif c == 0:
-            append((ids[near_list[j]], "dikecualikan untuk kejadian ini"))
-        else:  # 6: every plan line is full and this unit fits none
+            reason = f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})" if bounds else "di luar jam dinas"
+        elif d2n[j] > r2:
+            reason = f"di luar radius {format_km(rules.radius_m)} ({format_distance(math.sqrt(d2n[j]))})"
+        elif is_eligible[j]:
+            reason = f"ada unit lebih cepat (perkiraan tiba {max(1, int(eta_minutes[j]))} menit)"
+        else:  # every plan line is full and this unit fits none
             needed = ", ".join(plan.labels)
-            kind = int(index.kind[near_list[j]])
+            kind = int(index.kind[row])
             if kind in plan.known_kinds:
-                append((ids[near_list[j]], f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"))
+                reason = f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"
             else:
-                append((ids[near_list[j]], f"jenis unit tidak dibutuhkan ({index.kind_name(kind)}; butuh: {needed})"))
+                reason = f"jenis unit tidak dibutuhkan ({index.kind_name(kind)}; butuh: {needed})"
+        append((ids[row], reason))
     return out
 
 

@@ -203,3 +203,49 @@ def test_update_throughput_shape_many_updates_keep_arrays():
     assert index.lat is lat_array
     assert index.position("u99") == (-6.2 + 4999 * 1e-6, 106.8, 2000.0 + 4999)
     assert math.isclose(index.at[index.row("u0")], 2000.0 + 4900)
+
+
+@pytest.mark.parametrize("hint_m2", [None, 1e-6, 1e2, 1e14])
+def test_nearest_rows_match_a_full_sort_whatever_radius_is_remembered(hint_m2):
+    index, rnd = random_fleet(3000, seed=11)
+    for i in range(0, 3000, 7):  # some units without a position, some rows freed
+        index.upsert_unit(f"new{i}", "car")
+    for i in range(0, 3000, 13):
+        index.remove(f"u{i}")
+    for trial in range(30):
+        if hint_m2 is not None:
+            index._near_hint_m2 = hint_m2
+        lat, lon = rnd.uniform(*JAKARTA_LAT), rnd.uniform(*JAKARTA_LON)
+        d2 = index.approx_sq_distances_m(lat, lon).copy()
+        positioned = np.flatnonzero(~np.isnan(d2))
+        expected = positioned[np.argsort(d2[positioned], kind="stable")]
+        for k in (1, 5, 23, 200, len(index) + 5):
+            got = index.nearest_rows(d2, k)
+            assert got.tolist() == expected[:k].tolist()
+            assert all(index.unit_id_at(r) is not None for r in got.tolist())
+
+
+def test_ready_masks_follow_every_status_duty_shift_and_registration_change():
+    index = UnitIndex(capacity=2)
+    index.upsert_unit("a", "car")
+    index.upsert_unit("b", "car", shift=(7, 19))
+    ready, on_shift = index.ready_masks(hour=20)
+    assert ready.tolist() == [True, True] and on_shift.tolist() == [True, False]
+    assert index.ready_masks(hour=20)[0] is ready  # cached while nothing changes
+    index.update_position("a", -6.2, 106.8, 100.0)
+    assert index.ready_masks(hour=20)[0] is ready  # positions do not change readiness
+    assert index.ready_masks(hour=8)[1].tolist() == [True, True]
+    index.set_status("a", "on_scene")
+    assert index.ready_masks(hour=8)[0].tolist() == [False, True]
+    index.set_status("a", "patrol")  # conditionally available is still ready
+    assert index.ready_masks(hour=8)[0].tolist() == [True, True]
+    index.set_shift("a", (8, 9))
+    assert index.ready_masks(hour=10)[1].tolist() == [False, True]
+    index.remove("b")
+    assert index.ready_masks(hour=8)[0].tolist() == [True, False]
+    index.upsert_unit("c", "foot")  # reuses b's row
+    assert index.ready_masks(hour=8)[0].tolist() == [True, True]
+    index.set_duty("c", True)
+    assert index.klass[index.row("c")] == CONDITIONAL and index.ready_masks(hour=8)[0].tolist() == [True, True]
+    with pytest.raises(ValueError):
+        index.ready_masks(hour=8)[0][0] = False  # read only: a caller cannot corrupt the cache

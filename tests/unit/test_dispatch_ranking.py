@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from urllib.parse import unquote
 
 import httpx
+import numpy as np
 import pytest
 from geopy.distance import geodesic
 
@@ -402,3 +403,37 @@ def test_ranking_imports_nothing_from_the_stack():
                 top_level.add(node.module.split(".")[0])
         assert top_level <= {"__future__", "math", "collections", "dataclasses", "datetime", "functools",
                              "typing", "logging", "numpy", "geopy", "geographiclib"}, (name, top_level)
+
+
+@pytest.mark.parametrize("hint", [None, 1e-9, 30.0, 1e12])
+def test_finalists_taken_under_a_bound_are_the_k_fastest(hint):
+    rnd = np.random.default_rng(3)
+    eta = rnd.uniform(0, 3000, 5000)
+    eta[rnd.integers(0, 5000, 200)] = np.nan  # rows without a position
+    for k in (1, 32, 700, 6000):
+        mask = (rnd.random(5000) < 0.3) & ~np.isnan(eta)
+        hints = {} if hint is None else {"line": hint}
+        got = ranking._k_fastest(eta, mask, k, hints, "line")
+        rows = np.flatnonzero(mask)
+        expected = rows[np.argsort(eta[rows])][:k]
+        assert sorted(got.tolist()) == sorted(expected.tolist())
+        if len(got) == k:
+            assert hints["line"] >= float(eta[got].max())  # the next call finds k under it
+
+
+def test_cached_plan_masks_follow_capability_and_kind_changes():
+    fleet = Fleet()
+    fleet.add("car", "car", 100)
+    fleet.add("lab", "inafis", 300)
+    plan = (Need("car"), INAFIS)
+    rules = RankingRules(max_candidates=2)  # every slot belongs to the plan: misfits are excluded
+    rec = fleet.recommend(plan=plan, rules=rules)
+    assert ids(rec) == ["car"] and rec.shortfalls
+    fleet.units["lab"].capabilities = ("identification",)
+    sync_unit(fleet.index, fleet.units["lab"])
+    rec = fleet.recommend(plan=plan, rules=rules)
+    assert ids(rec) == ["car", "lab"] and not rec.shortfalls
+    fleet.units["car"].kind = "foot"
+    sync_unit(fleet.index, fleet.units["car"])
+    rec = fleet.recommend(plan=plan, rules=rules)
+    assert ids(rec) == ["lab"] and reason_of(rec, "car").startswith("jenis unit tidak dibutuhkan (foot")
