@@ -183,6 +183,13 @@ class LpRegistered(EventData):
     year: int
     report_id: str
     registered_at: AwareDatetime
+    incident_id: str | None = Field(default=None, description="set when the LP is made at closure")
+    command_id: str | None = None
+
+    def subject(self) -> str:
+        # An LP made at closure is keyed by its incident, so the tkp worker deciding for that
+        # incident reads it; one made from a report at intake stays keyed by the report.
+        return self.incident_id or self.report_id
 
 
 class TargetBreached(EventData):
@@ -487,6 +494,10 @@ class IncidentClosed(EventData):
     closed_at: AwareDatetime
     closed_by: str | None = None
     lp_number: str | None = None
+    command_id: str | None = None
+    apco_code: str | None = Field(default=None, description="APCO-style close-out code of the disposition")
+    prev_hash: str | None = Field(default=None, description="the incident's TKP record chain: the previous record's hash")
+    record_hash: str | None = Field(default=None, description="SHA-256 over prev_hash and this record's content")
 
 
 class MessageDeadLettered(EventData):
@@ -507,6 +518,317 @@ class MessageDeadLettered(EventData):
     original_value_truncated: bool = False
     original_timestamp_ms: int | None = None
     failed_at: AwareDatetime
+
+
+# --- TKP: the scene, evidence, closure (tkp service) -----------------------------------------------
+# Every record the tkp service writes for an incident carries the hash chain of that incident's
+# records (services/tkp/chain.py): prev_hash is the previous record's hash, record_hash the SHA-256
+# over prev_hash and this record's content (its data without the two hash fields).
+ScenePhase = Literal["tptkp", "olah_tkp"]
+DutyKind = Literal["pengaturan", "penjagaan", "pengawalan", "patroli"]
+CaseDifficulty = Literal["mudah", "sedang", "sulit", "sangat_sulit"]
+
+
+class _Chained(EventData):
+    prev_hash: str | None = None
+    record_hash: str | None = None
+
+
+class _SceneStep(EventData):
+    """A TPTKP or olah TKP step: what the unit asks to record, and what is recorded."""
+
+    incident_id: str
+    phase: ScenePhase
+    step: str
+    note: str = ""
+    position: GeoPoint | None = None
+    unit_id: str | None = None
+    recorded_by: str
+    recorded_at: AwareDatetime
+
+
+class _EvidenceItem(EventData):
+    """An item of evidence: what the unit asks to register, and what is registered."""
+
+    incident_id: str
+    evidence_id: str
+    description: str
+    kind: str
+    seal_number: str
+    found_at: GeoPoint | None = None
+    found_where: str | None = None
+    media: list[str] = Field(default_factory=list)
+    collected_by: str
+    collected_at: AwareDatetime
+
+
+class RecordSceneStep(_SceneStep):
+    event_type = "record-scene-step"
+    subject_field = "incident_id"
+
+    command_id: str
+
+
+class RegisterEvidence(_EvidenceItem):
+    event_type = "register-evidence"
+    subject_field = "incident_id"
+
+    command_id: str
+
+
+class TransferCustody(EventData):
+    event_type = "transfer-custody"
+    subject_field = "incident_id"
+
+    command_id: str
+    incident_id: str
+    evidence_id: str
+    to: str
+    reason: str
+    by: str
+    at: AwareDatetime
+
+
+class CorrectEvidence(EventData):
+    event_type = "correct-evidence"
+    subject_field = "incident_id"
+
+    command_id: str
+    incident_id: str
+    evidence_id: str
+    changes: dict = Field(description="field -> corrected value (description, kind, found_where, media)")
+    reason: str
+    by: str
+    at: AwareDatetime
+
+
+class CloseIncident(EventData):
+    event_type = "close-incident"
+    subject_field = "incident_id"
+
+    command_id: str
+    incident_id: str
+    area: str
+    disposition: Disposition
+    summary: str = ""
+    lp_model: Literal["A", "B"] | None = None
+    difficulty: CaseDifficulty = "sedang"
+    report_id: str | None = Field(default=None, description="the report the LP is made from (model B)")
+    closed_by: str
+    requested_at: AwareDatetime
+
+
+class ReopenIncident(EventData):
+    event_type = "reopen-incident"
+    subject_field = "incident_id"
+
+    command_id: str
+    incident_id: str
+    reason: str
+    reopened_by: str
+    requested_at: AwareDatetime
+
+
+class RecordLetter(EventData):
+    event_type = "record-letter"
+    subject_field = "incident_id"
+
+    command_id: str
+    incident_id: str
+    key: str = Field(description="the deadline met, e.g. sp2hp-a1, spdp")
+    reference: str = Field(description="the letter's number")
+    sent_by: str
+    sent_at: AwareDatetime
+
+
+class RegisterLp(EventData):
+    """tkp asks intake for the LP number of a closure: intake keeps the office's gapless sequence."""
+
+    event_type = "register-lp"
+    subject_field = "area"
+
+    command_id: str
+    area: str
+    incident_id: str
+    report_id: str | None = None
+    model: Literal["A", "B"]
+    requested_by: str
+    requested_at: AwareDatetime
+
+
+class SceneStepRecorded(_SceneStep, _Chained):
+    event_type = "scene.step-recorded"
+    subject_field = "incident_id"
+
+    command_id: str | None = None
+    out_of_order: list[str] = Field(default_factory=list, description="usual earlier steps not yet recorded")
+    warning: str | None = None
+
+
+class SceneStatusChanged(_Chained):
+    event_type = "scene.status-changed"
+    subject_field = "incident_id"
+
+    incident_id: str
+    status: Literal["on_scene", "tptkp", "scene_secured", "olah_tkp", "scene_released"]
+    previous: str | None = None
+    changed_at: AwareDatetime
+
+
+class EvidenceRegistered(_EvidenceItem, _Chained):
+    event_type = "evidence.registered"
+    subject_field = "incident_id"
+
+    command_id: str | None = None
+
+
+class CustodyTransferred(_Chained):
+    event_type = "evidence.custody-transferred"
+    subject_field = "incident_id"
+
+    incident_id: str
+    command_id: str | None = None
+    evidence_id: str
+    from_holder: str
+    to: str
+    reason: str
+    by: str
+    at: AwareDatetime
+    sequence: int = Field(description="1 for the first hand-over of the item, then 2, ...")
+
+
+class EvidenceCorrected(_Chained):
+    event_type = "evidence.corrected"
+    subject_field = "incident_id"
+
+    incident_id: str
+    command_id: str | None = None
+    evidence_id: str
+    changes: dict
+    reason: str
+    by: str
+    at: AwareDatetime
+
+
+class IncidentReopened(_Chained):
+    event_type = "incident.reopened"
+    subject_field = "incident_id"
+
+    incident_id: str
+    command_id: str | None = None
+    reason: str
+    reopened_by: str
+    reopened_at: AwareDatetime
+
+
+class SttlpIssued(EventData):
+    """The receipt of an LP for the reporter (notify sends it)."""
+
+    event_type = "sttlp.issued"
+    subject_field = "incident_id"
+
+    incident_id: str
+    lp_number: str
+    report_ids: list[str] = Field(default_factory=list)
+    issued_at: AwareDatetime
+
+
+class LegalDeadline(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    key: str
+    kind: Literal["sp2hp", "spdp"]
+    code: str
+    due_at: AwareDatetime
+    words: str
+
+
+class LegalClockStarted(EventData):
+    """The case went to Reskrim with an LP: its letters are due by these times."""
+
+    event_type = "legal.clock-started"
+    subject_field = "incident_id"
+
+    incident_id: str
+    lp_number: str | None = None
+    difficulty: CaseDifficulty
+    deadlines: list[LegalDeadline]
+    started_at: AwareDatetime
+
+
+class LetterSent(_Chained):
+    """A letter of the legal clock went out (SP2HP to the reporter, SPDP to the prosecutor)."""
+
+    event_type = "legal.letter-sent"
+    subject_field = "incident_id"
+
+    incident_id: str
+    command_id: str | None = None
+    key: str
+    code: str
+    reference: str
+    sent_by: str
+    sent_at: AwareDatetime
+
+
+class LegalDeadlineOverdue(EventData):
+    event_type = "legal.deadline-overdue"
+    subject_field = "incident_id"
+
+    incident_id: str
+    key: str
+    code: str
+    words: str
+    due_at: AwareDatetime
+    noticed_at: AwareDatetime
+
+
+# --- turjawali duties: on spkt.turjawali, keyed by duty_id ----------------------------------------
+class DutyAssigned(EventData):
+    event_type = "duty.assigned"
+    subject_field = "duty_id"
+
+    duty_id: str
+    kind: DutyKind
+    unit_ids: list[str]
+    incident_id: str | None = None
+    area: str | None = None
+    route: str | None = None
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    check_in_every_min: float | None = Field(default=None, gt=0, description="a guard checks in every N minutes")
+    assigned_by: str
+
+
+class DutyCheckedIn(EventData):
+    event_type = "duty.checked-in"
+    subject_field = "duty_id"
+
+    duty_id: str
+    unit_id: str
+    at: AwareDatetime
+    position: GeoPoint | None = None
+    note: str = ""
+
+
+class DutyCompleted(EventData):
+    event_type = "duty.completed"
+    subject_field = "duty_id"
+
+    duty_id: str
+    unit_ids: list[str] = Field(default_factory=list)
+    completed_by: str
+    completed_at: AwareDatetime
+
+
+class DutyCheckInMissed(EventData):
+    event_type = "duty.check-in-missed"
+    subject_field = "duty_id"
+
+    duty_id: str
+    incident_id: str | None = None
+    unit_ids: list[str] = Field(default_factory=list)
+    due_at: AwareDatetime
+    noticed_at: AwareDatetime
 
 
 ALL_EVENTS: tuple[type[EventData], ...] = (
@@ -539,4 +861,26 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     ChangeUnitStatus,
     RespondToAssignment,
     IncidentRelocated,
+    RecordSceneStep,
+    RegisterEvidence,
+    TransferCustody,
+    CorrectEvidence,
+    CloseIncident,
+    ReopenIncident,
+    RegisterLp,
+    RecordLetter,
+    LetterSent,
+    SceneStepRecorded,
+    SceneStatusChanged,
+    EvidenceRegistered,
+    CustodyTransferred,
+    EvidenceCorrected,
+    IncidentReopened,
+    SttlpIssued,
+    LegalClockStarted,
+    LegalDeadlineOverdue,
+    DutyAssigned,
+    DutyCheckedIn,
+    DutyCompleted,
+    DutyCheckInMissed,
 )

@@ -56,16 +56,21 @@ CATALOGUE: tuple[TopicSpec, ...] = (
               ("api", "trackers", "demo"), ("dispatch", "projection"), ("unit.position-reported",),
               bounded_retention=True),
     TopicSpec(TKP, "incident_id", "on-scene first actions (TPTKP), scene processing (olah TKP), evidence",
-              ("api", "tkp"), ("tkp", "notify", "projection"), ()),
+              ("tkp",), ("tkp", "notify", "projection"),
+              ("scene.step-recorded", "scene.status-changed", "evidence.registered", "evidence.custody-transferred",
+               "evidence.corrected", "legal.clock-started", "legal.deadline-overdue", "legal.letter-sent")),
     TopicSpec(TURJAWALI, "duty_id", "escort and traffic duties (pengaturan, penjagaan, pengawalan, patroli)",
-              ("api", "tkp"), ("dispatch", "projection"), ()),
+              ("api", "tkp"), ("dispatch", "tkp", "projection"),
+              ("duty.assigned", "duty.checked-in", "duty.completed", "duty.check-in-missed")),
     TopicSpec(CLOSURES, "incident_id", "incident closure, dispositions and LP numbers",
-              ("tkp",), ("dispatch", "notify", "projection"), ("incident.closed",)),
+              ("tkp",), ("dispatch", "tkp", "notify", "projection"), ("incident.closed", "incident.reopened", "sttlp.issued")),
     TopicSpec(NOTIFICATIONS, "incident_id", "notifications sent or failed",
               ("notify",), ("projection",), ()),
     TopicSpec(COMMANDS, "area (polres) for intake's; incident_id for others",
               "users' commands awaiting an outcome (merge, split; assign-unit, close, ...)",
-              ("api",), ("intake", "dispatch", "tkp"), ("merge-incidents", "split-report")),
+              ("api", "tkp"), ("intake", "tkp"),
+              ("merge-incidents", "split-report", "register-lp", "record-scene-step", "register-evidence",
+               "transfer-custody", "correct-evidence", "close-incident", "reopen-incident", "record-letter")),
     TopicSpec(UNIT_COMMANDS, "unit_id", "commands for one unit (assign, change status, accept or decline): "
               "one dispatch worker decides for each unit, so it is never assigned twice",
               ("api", "dispatch"), ("dispatch",), ("assign-unit", "change-unit-status", "respond-to-assignment")),
@@ -82,6 +87,7 @@ BY_NAME: dict[str, TopicSpec] = {t.name: t for t in CATALOGUE}
 TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("open-incidents", "counters", "outcomes", "recent-messages", "timers"),
     "dispatch": ("unit-holds", "unit-outcomes", "incident-facts"),
+    "tkp": ("scenes", "outcomes", "duties"),
 }
 
 
