@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
-from schemas.events import EventData, MergeIncidents, ReportReceived, SplitReport
+from schemas.events import EventData, MergeIncidents, RegisterLp, ReportReceived, SplitReport
 from schemas.registry import make_event
 from services.streaming import Origin, Outgoing, Said, derived, handle_each, publish
 
@@ -32,7 +32,9 @@ def on_area_message(envelope: Envelope, event: EventData, origin: Origin) -> lis
         return emit(envelope, domain.handle_merge(event, envelope.id, area, now))
     if isinstance(event, SplitReport):
         return emit(envelope, domain.handle_split(event, envelope.id, area, tools, now))
-    return []
+    if isinstance(event, RegisterLp):
+        return emit(envelope, domain.handle_register_lp(event, envelope.id, area, tools, now))
+    return []  # the tkp service's commands share the topic, keyed by incident
 
 
 def on_incident_event(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:

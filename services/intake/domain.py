@@ -18,7 +18,7 @@ from typing import Callable, MutableMapping
 from schemas.envelope import derived_id
 from schemas.registry import record_events, replay_events
 from schemas.events import (
-    CommandRejected, EventData, IncidentMerged, IncidentOpened, IncidentSplit, Location, LpRegistered,
+    CommandRejected, EventData, IncidentMerged, IncidentOpened, IncidentSplit, Location, LpRegistered, RegisterLp,
     MatchScore, MergeIncidents, ReportAttached, ReportReceived, SplitReport,
 )
 
@@ -248,6 +248,22 @@ def handle_merge(cmd: MergeIncidents, event_id: str, state: AreaState, now: date
             state.open_incidents[cmd.into] = target
         out = [IncidentMerged(incident_id=cmd.incident_id, into=cmd.into, report_ids=report_ids,
                               merged_by=cmd.requested_by, reason=cmd.reason, merged_at=now)]
+    state.outcomes[event_id] = record_events(out, now)
+    return out
+
+
+def handle_register_lp(cmd: RegisterLp, event_id: str, state: AreaState, tools: IntakeTools,
+                       now: datetime) -> list[EventData]:
+    """The LP of a closure (tkp asks): the next number of the office's gapless yearly sequence."""
+    if event_id in state.outcomes:
+        return replay_events(state.outcomes[event_id])
+    office_id = cmd.area or UNLOCATED
+    office = tools.office_name(office_id)
+    sequence = next_number(state, f"lp|{office_id}|{now.year}")
+    out: list[EventData] = [LpRegistered(
+        lp_number=lp_number(cmd.model, sequence, now, office), model=cmd.model, office=office, sequence=sequence,
+        year=now.year, report_id=cmd.report_id or "", registered_at=now, incident_id=cmd.incident_id,
+        command_id=cmd.command_id)]
     state.outcomes[event_id] = record_events(out, now)
     return out
 
