@@ -10,5 +10,5 @@ SERVICE = "projection"
 settings = get_settings()
 app = make_app(SERVICE, settings)
 read_model_events = raw_topic(app, topics.REPORTS, topics.INCIDENTS, topics.ASSIGNMENTS, topics.UNIT_STATUS,
-                              topics.UNIT_POSITIONS, topics.CLOSURES)
+                              topics.UNIT_POSITIONS, topics.CLOSURES, topics.TKP, topics.TURJAWALI)
 projector = Projector(prepare(settings.db_url))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.envelope import Envelope, utcnow
@@ -20,8 +20,12 @@ from schemas.events import (
     AssistanceEscalated, CommandRejected, DispatchRecommended, EventData, IncidentClosed, IncidentMerged,
     IncidentOpened, IncidentRelocated, IncidentSplit, LpRegistered, RecommendationRequested, ReportAttached,
     ReportReceived, TargetBreached, UnitArrived, UnitAssigned, UnitPositionReported, UnitRegistered,
-    UnitStatusChanged,
+    UnitStatusChanged, CustodyTransferred, DutyAssigned, DutyCheckedIn, DutyCheckInMissed, DutyCompleted,
+    EvidenceCorrected, EvidenceRegistered, IncidentReopened, LegalClockStarted, LegalDeadlineOverdue,
+    LetterSent, SceneStatusChanged, SceneStepRecorded, SttlpIssued,
 )
+from services.tkp import chain
+from services.tkp.domain import STEP_WORDS
 from services.dispatch.lifecycle import words as status_words
 
 from . import tables as t
@@ -283,10 +287,167 @@ class Projector:
                   .where(attr.is_(None)).values({column: at}))
 
     def _IncidentClosed(self, s: Session, env: Envelope, e: IncidentClosed) -> None:
+        values = dict(status="closed", closed_at=e.closed_at, disposition=e.disposition, updated_at=env.time,
+                      close_summary=e.summary or None, apco_code=e.apco_code)
+        if e.lp_number:
+            values["lp_number"] = e.lp_number
+        s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id).values(**values))
+        self._tkp_record(s, env, e.incident_id, e)
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"incident_id": e.incident_id, "disposition": e.disposition,
+                                                  "lp_number": e.lp_number, "closed_at": e.closed_at.isoformat()},
+                          e.closed_at)
+        what = f"Kejadian ditutup: {e.disposition}" + (f", {e.lp_number}" if e.lp_number else "")
+        self._timeline(s, env, e.incident_id, e.closed_by or env.source, what + (f" — {e.summary}" if e.summary else ""))
+
+    # --- TKP -------------------------------------------------------------------------------------
+    def _tkp_record(self, s: Session, env: Envelope, incident_id: str, e: EventData) -> None:
+        """Keep the record as it came, with its link: chain_valid is computed from these on read."""
+        prev_hash, record_hash = getattr(e, "prev_hash", None), getattr(e, "record_hash", None)
+        if prev_hash and record_hash:
+            s.merge(t.TkpRecord(record_id=env.id, incident_id=incident_id, type=env.type,
+                                content=e.model_dump(mode="json", exclude={"prev_hash", "record_hash"}),
+                                prev_hash=prev_hash, hash=record_hash))
+
+    def _SceneStepRecorded(self, s: Session, env: Envelope, e: SceneStepRecorded) -> None:
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"incident_id": e.incident_id, "phase": e.phase,
+                                                  "step": e.step, "recorded_at": e.recorded_at.isoformat(),
+                                                  "out_of_order": e.out_of_order, "warning": e.warning},
+                          e.recorded_at)
+        if not e.record_hash:  # a repeat: answered, nothing new on record
+            return
+        s.merge(t.SceneStep(event_id=env.id, incident_id=e.incident_id, phase=e.phase, step=e.step,
+                            at=e.recorded_at, by=e.recorded_by, unit_id=e.unit_id, note=e.note,
+                            position=e.position.model_dump() if e.position else None,
+                            out_of_order=list(e.out_of_order), warning=e.warning))
+        self._tkp_record(s, env, e.incident_id, e)
+        phase = "TPTKP" if e.phase == "tptkp" else "Olah TKP"
+        summary = f"{phase}: {STEP_WORDS.get(e.step, e.step)}" + (f" — {e.note}" if e.note else "")
+        if e.warning:
+            summary += f" ({e.warning})"
+        self._timeline(s, env, e.incident_id, e.recorded_by, summary)
+
+    def _SceneStatusChanged(self, s: Session, env: Envelope, e: SceneStatusChanged) -> None:
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
-                  .values(status="closed", closed_at=e.closed_at, disposition=e.disposition,
-                          lp_number=e.lp_number, updated_at=env.time))
-        self._timeline(s, env, e.incident_id, e.closed_by or env.source, f"Kejadian ditutup: {e.disposition}")
+                  .where(t.Incident.status.not_in(("closed", "duplicate")))
+                  .values(scene_status=e.status, status=e.status, updated_at=env.time))
+        self._tkp_record(s, env, e.incident_id, e)
+        self._timeline(s, env, e.incident_id, env.source, f"Status TKP: {SCENE_WORDS.get(e.status, e.status)}")
+
+    def _EvidenceRegistered(self, s: Session, env: Envelope, e: EvidenceRegistered) -> None:
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"evidence_id": e.evidence_id, "incident_id": e.incident_id,
+                                                  "seal_number": e.seal_number}, e.collected_at)
+        if not e.record_hash:
+            return
+        s.merge(t.Evidence(evidence_id=e.evidence_id, incident_id=e.incident_id, description=e.description,
+                           kind=e.kind, seal_number=e.seal_number,
+                           found_at=e.found_at.model_dump() if e.found_at else None, found_where=e.found_where,
+                           media=list(e.media), collected_by=e.collected_by, collected_at=e.collected_at,
+                           holder=e.collected_by, corrections=[]))
+        if s.get(t.SealClaim, e.seal_number) is None:  # a rebuild has no API claims: the record is the claim
+            s.add(t.SealClaim(seal_number=e.seal_number, evidence_id=e.evidence_id, incident_id=e.incident_id,
+                              claimed_at=e.collected_at))
+        self._tkp_record(s, env, e.incident_id, e)
+        self._timeline(s, env, e.incident_id, e.collected_by,
+                       f"Barang bukti {e.evidence_id} dicatat: {e.description} (segel {e.seal_number})")
+
+    def _CustodyTransferred(self, s: Session, env: Envelope, e: CustodyTransferred) -> None:
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"evidence_id": e.evidence_id, "from": e.from_holder,
+                                                  "to": e.to, "sequence": e.sequence, "at": e.at.isoformat()}, e.at)
+        s.merge(t.CustodyRecord(event_id=env.id, evidence_id=e.evidence_id, incident_id=e.incident_id,
+                                sequence=e.sequence, from_holder=e.from_holder, to=e.to, reason=e.reason, by=e.by,
+                                at=e.at))
+        s.execute(update(t.Evidence).where(t.Evidence.evidence_id == e.evidence_id).values(holder=e.to))
+        self._tkp_record(s, env, e.incident_id, e)
+        self._timeline(s, env, e.incident_id, e.by,
+                       f"Serah terima barang bukti {e.evidence_id}: {e.from_holder} → {e.to} ({e.reason})")
+
+    def _EvidenceCorrected(self, s: Session, env: Envelope, e: EvidenceCorrected) -> None:
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"evidence_id": e.evidence_id}, e.at)
+        item = s.get(t.Evidence, e.evidence_id)
+        if item is not None:  # the original stays in the chain; the view shows the corrected values
+            item.corrections = [*item.corrections, {"event_id": env.id, "changes": e.changes, "reason": e.reason,
+                                                    "by": e.by, "at": e.at.isoformat()}]
+            for name, value in e.changes.items():
+                if name in ("description", "kind", "found_where", "media"):
+                    setattr(item, name, value)
+        self._tkp_record(s, env, e.incident_id, e)
+        self._timeline(s, env, e.incident_id, e.by, f"Koreksi barang bukti {e.evidence_id}: {e.reason}")
+
+    def _IncidentReopened(self, s: Session, env: Envelope, e: IncidentReopened) -> None:
+        incident = s.get(t.Incident, e.incident_id)
+        if incident is not None:
+            incident.status, incident.closed_at, incident.updated_at = "reopened", None, env.time
+            incident.reopened = (incident.reopened or 0) + 1
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"incident_id": e.incident_id}, e.reopened_at)
+        self._tkp_record(s, env, e.incident_id, e)
+        self._timeline(s, env, e.incident_id, e.reopened_by, f"Kejadian dibuka kembali: {e.reason}")
+
+    def _SttlpIssued(self, s: Session, env: Envelope, e: SttlpIssued) -> None:
+        self._timeline(s, env, e.incident_id, env.source, f"STTLP diterbitkan untuk {e.lp_number}")
+
+    def _LegalClockStarted(self, s: Session, env: Envelope, e: LegalClockStarted) -> None:
+        for d in e.deadlines:
+            s.merge(t.LegalDeadlineRow(incident_id=e.incident_id, key=d.key, kind=d.kind, code=d.code, words=d.words,
+                                       due_at=d.due_at, overdue_at=None))
+        first = min(e.deadlines, key=lambda d: d.due_at, default=None)
+        self._timeline(s, env, e.incident_id, env.source, "Perkara ke Reskrim; tenggat surat dimulai"
+                       + (f" (pertama: {first.words}, {first.due_at:%d-%m-%Y})" if first else ""))
+
+    def _LetterSent(self, s: Session, env: Envelope, e: LetterSent) -> None:
+        s.execute(update(t.LegalDeadlineRow).where(t.LegalDeadlineRow.incident_id == e.incident_id)
+                  .where(t.LegalDeadlineRow.key == e.key).values(met_at=e.sent_at, reference=e.reference))
+        if e.command_id:
+            self._outcome(s, env.type, e.command_id, True, {"incident_id": e.incident_id, "key": e.key,
+                                                  "code": e.code, "sent_at": e.sent_at.isoformat()}, e.sent_at)
+        self._tkp_record(s, env, e.incident_id, e)
+        self._timeline(s, env, e.incident_id, e.sent_by, f"Surat {e.code} terkirim ({e.reference})")
+
+    def _LegalDeadlineOverdue(self, s: Session, env: Envelope, e: LegalDeadlineOverdue) -> None:
+        s.execute(update(t.LegalDeadlineRow).where(t.LegalDeadlineRow.incident_id == e.incident_id)
+                  .where(t.LegalDeadlineRow.key == e.key).values(overdue_at=e.noticed_at))
+        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id, why=f"legal:{e.key}",
+                             detail=f"{e.words} terlambat (tenggat {e.due_at:%d-%m-%Y %H:%M} UTC)",
+                             escalated_at=e.noticed_at))
+        self._timeline(s, env, e.incident_id, env.source, f"Terlambat: {e.words}")
+
+    # --- turjawali -------------------------------------------------------------------------------
+    def _DutyAssigned(self, s: Session, env: Envelope, e: DutyAssigned) -> None:
+        s.merge(t.Duty(duty_id=e.duty_id, kind=e.kind, unit_ids=list(e.unit_ids), incident_id=e.incident_id,
+                       area=e.area, route=e.route, starts_at=e.starts_at, ends_at=e.ends_at,
+                       check_in_every_min=e.check_in_every_min, status="active", last_check_in_at=None,
+                       missed_check_ins=0, assigned_by=e.assigned_by, completed_at=None))
+        if e.incident_id:
+            self._timeline(s, env, e.incident_id, e.assigned_by,
+                           f"Tugas turjawali {e.kind}: {', '.join(e.unit_ids)}" + (f" ({e.area})" if e.area else ""))
+
+    def _DutyCheckedIn(self, s: Session, env: Envelope, e: DutyCheckedIn) -> None:
+        s.execute(update(t.Duty).where(t.Duty.duty_id == e.duty_id)
+                  .where((t.Duty.last_check_in_at.is_(None)) | (t.Duty.last_check_in_at < e.at))
+                  .values(last_check_in_at=e.at))
+
+    def _DutyCompleted(self, s: Session, env: Envelope, e: DutyCompleted) -> None:
+        duty = s.get(t.Duty, e.duty_id)
+        if duty is not None:
+            duty.status, duty.completed_at = "completed", e.completed_at
+            if duty.incident_id:
+                self._timeline(s, env, duty.incident_id, e.completed_by, f"Tugas turjawali {duty.kind} selesai")
+
+    def _DutyCheckInMissed(self, s: Session, env: Envelope, e: DutyCheckInMissed) -> None:
+        duty = s.get(t.Duty, e.duty_id)
+        if duty is not None:
+            duty.missed_check_ins = (duty.missed_check_ins or 0) + 1
+        detail = (f"Petugas jaga ({', '.join(e.unit_ids)}) tidak melapor sesuai jadwal "
+                  f"(seharusnya {e.due_at:%H:%M} UTC)")
+        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id or e.duty_id, why="guard_check_in_missed",
+                             detail=detail, escalated_at=e.noticed_at))
+        if e.incident_id:
+            self._timeline(s, env, e.incident_id, env.source, detail)
 
     def _hold_position(self, e: UnitPositionReported) -> bool:
         """Keep the unit's newest fix for the next flush; False for a fix older than the one held."""
@@ -314,8 +475,26 @@ class Projector:
     @staticmethod
     def _timeline(s: Session, env: Envelope, incident_id: str, actor: str, summary: str,
                   entry_id: str | None = None) -> None:
-        s.add(t.TimelineEntry(entry_id=entry_id or env.id, event_id=env.id, incident_id=incident_id, at=env.time,
-                              type=env.type, actor=actor, summary=summary))
+        """One entry of the incident's history, linked to the one before it (a hash chain)."""
+        last = s.scalars(select(t.TimelineEntry).filter_by(incident_id=incident_id)
+                         .order_by(t.TimelineEntry.seq.desc()).limit(1)).first()
+        entry = t.TimelineEntry(entry_id=entry_id or env.id, event_id=env.id, incident_id=incident_id, at=env.time,
+                                type=env.type, actor=actor, summary=summary,
+                                seq=((last.seq or 0) + 1) if last is not None else 1)
+        sealed = chain.append(last.hash if last is not None else None, entry.entry_id, timeline_content(entry))
+        entry.prev_hash, entry.hash = sealed.prev_hash, sealed.hash
+        s.add(entry)
+
+
+SCENE_WORDS = {"on_scene": "unit tiba di TKP", "tptkp": "tindakan pertama di TKP", "scene_secured": "TKP diamankan",
+               "olah_tkp": "olah TKP", "scene_released": "TKP dilepas"}
+
+
+def timeline_content(entry) -> dict:
+    """What a timeline entry's hash covers (the same on write and on verification)."""
+    at = as_aware(entry.at).astimezone(timezone.utc).isoformat()
+    return {"entry_id": entry.entry_id, "event_id": entry.event_id, "incident_id": entry.incident_id, "at": at,
+            "type": entry.type, "actor": entry.actor, "summary": entry.summary}
 
 
 def as_aware(value: datetime | None) -> datetime | None:

@@ -106,6 +106,10 @@ class Incident(Base):
     targets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     decision: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     merged_into: Mapped[str | None] = mapped_column(String(64))
+    scene_status: Mapped[str | None] = mapped_column(String(32))  # on_scene, tptkp, scene_secured, olah_tkp, scene_released
+    close_summary: Mapped[str | None] = mapped_column(Text)
+    apco_code: Mapped[str | None] = mapped_column(String(8))
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Escalation(Base):
@@ -204,6 +208,110 @@ class TimelineEntry(Base):
     type: Mapped[str] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(200))
     summary: Mapped[str] = mapped_column(Text)
+    # The incident's timeline is a hash chain (services/tkp/chain.py) in the order it was written:
+    # an entry edited or removed afterwards shows when the chain is verified on read.
+    seq: Mapped[int | None] = mapped_column(Integer, index=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class TkpRecord(Base):
+    """A record the tkp service wrote for an incident, with its link in the incident's chain, as
+    it came: chain_valid on read recomputes every link."""
+
+    __tablename__ = "tkp_records"
+    record_id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the event id
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    type: Mapped[str] = mapped_column(String(200))
+    content: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class SceneStep(Base):
+    __tablename__ = "scene_steps"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    phase: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(200))
+    unit_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[dict[str, Any] | None]
+    out_of_order: Mapped[list[Any]]
+    warning: Mapped[str | None] = mapped_column(Text)
+
+
+class Evidence(Base):
+    __tablename__ = "evidence"
+    evidence_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(100))
+    seal_number: Mapped[str] = mapped_column(String(100))
+    found_at: Mapped[dict[str, Any] | None]
+    found_where: Mapped[str | None] = mapped_column(Text)
+    media: Mapped[list[Any]]
+    collected_by: Mapped[str] = mapped_column(String(200))
+    collected_at: Mapped[datetime]
+    holder: Mapped[str] = mapped_column(String(200))
+    corrections: Mapped[list[Any]]
+
+
+class CustodyRecord(Base):
+    __tablename__ = "custody_records"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    evidence_id: Mapped[str] = mapped_column(String(64), index=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    from_holder: Mapped[str] = mapped_column(String(200))
+    to: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    by: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
+class SealClaim(Base):
+    """Seal numbers are unique over every incident: the API claims one before the item is recorded
+    (the first claim wins), and the projection records the seals of every registered item."""
+
+    __tablename__ = "seal_claims"
+    seal_number: Mapped[str] = mapped_column(String(100), primary_key=True)
+    evidence_id: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[str] = mapped_column(String(64))
+    claimed_at: Mapped[datetime]
+
+
+class Duty(Base):
+    __tablename__ = "duties"
+    duty_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    unit_ids: Mapped[list[Any]]
+    incident_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    area: Mapped[str | None] = mapped_column(Text)
+    route: Mapped[str | None] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime | None]
+    check_in_every_min: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # active | completed
+    last_check_in_at: Mapped[datetime | None]
+    missed_check_ins: Mapped[int] = mapped_column(Integer, default=0)
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    completed_at: Mapped[datetime | None]
+
+
+class LegalDeadlineRow(Base):
+    __tablename__ = "legal_deadlines"
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(16))
+    words: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime]
+    overdue_at: Mapped[datetime | None]
+    met_at: Mapped[datetime | None]
+    reference: Mapped[str | None] = mapped_column(String(200))
 
 
 class IdempotentRequest(Base):

@@ -1,0 +1,124 @@
+"""The read model's TKP handlers on SQLite and PostgreSQL: steps, evidence and custody, closure, and the
+hash chains computed on read — an edited, removed or reordered record is found. No broker."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from schemas.events import (
+    CloseIncident, IncidentOpened, Location, LpRegistered, RecordSceneStep, RegisterEvidence, TransferCustody,
+    UnitArrived,
+)
+from schemas.registry import make_event
+from services.projection import tables as t
+from services.projection.projector import Projector
+from services.projection.verify import incident_chains, timeline_chain, tkp_chain
+from services.tkp import records
+
+T0 = datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc)
+INC = "inc-tkp-1"
+
+
+@pytest.fixture
+def sessions(database_url):
+    made = t.prepare(database_url)
+    yield made
+    made.kw["bind"].dispose()
+
+
+def run_scene(projector: Projector) -> None:
+    """A scene as the tkp worker would write it (records.*), applied to the read model."""
+    scene = records.new_scene(INC)
+    opened = IncidentOpened(incident_id=INC, number="KJD/UJI/000001", report_ids=[], category="pickpocketing",
+                            priority="P3", summary="Copet di pasar", location=Location(lat=-6.2, lon=106.8),
+                            opened_at=T0, polres="polres-uji")
+    out = [opened, *records.on_incident_event(scene, opened, T0)]
+    out += records.on_incident_event(scene, UnitArrived(incident_id=INC, unit_id="u1", arrived_at=T0), T0)
+    for n, name in enumerate(("arrival_reported", "witnesses_recorded")):
+        out += records.on_command(scene, RecordSceneStep(command_id=f"c-{name}", incident_id=INC, phase="tptkp",
+                                                         step=name, recorded_by="u1",
+                                                         recorded_at=T0 + timedelta(minutes=n)), T0)
+    out += records.on_command(scene, RegisterEvidence(command_id="c-bb", incident_id=INC, evidence_id="bb-1",
+                                                      description="Dompet", kind="barang", seal_number="SGL-1",
+                                                      collected_by="u1", collected_at=T0), T0)
+    for n, to in enumerate(("Penyidik", "Tahti")):
+        out += records.on_command(scene, TransferCustody(command_id=f"c-t{n}", incident_id=INC, evidence_id="bb-1",
+                                                         to=to, reason="serah terima", by="u1",
+                                                         at=T0 + timedelta(hours=n + 1)), T0)
+    out += records.on_command(scene, CloseIncident(command_id="c-close", incident_id=INC, area="polres-uji",
+                                                   disposition="lp_made", lp_model="B", closed_by="spv",
+                                                   requested_at=T0), T0)
+    out += records.on_incident_event(scene, LpRegistered(
+        lp_number="LP/B/1/XI/2026/SPKT/POLRES UJI", model="B", office="POLRES UJI", sequence=1, year=2026,
+        report_id="", registered_at=T0, incident_id=INC, command_id="c-close"), T0)
+    for n, event in enumerate(e for e in out if e.event_type != "register-lp"):
+        assert projector.apply(make_event(event, source="/test", time=T0 + timedelta(seconds=n)), event)
+
+
+def test_the_scene_in_the_read_model_and_its_chains_hold(sessions):
+    run_scene(Projector(sessions))
+    with sessions() as s:
+        incident = s.get(t.Incident, INC)
+        assert incident.status == "closed" and incident.lp_number == "LP/B/1/XI/2026/SPKT/POLRES UJI"
+        assert incident.apco_code == "RPT" and incident.scene_status == "tptkp"
+        assert [x.step for x in s.scalars(select(t.SceneStep).filter_by(incident_id=INC).order_by(t.SceneStep.at))] \
+            == ["arrival_reported", "witnesses_recorded"]
+        item = s.get(t.Evidence, "bb-1")
+        assert item.holder == "Tahti" and s.get(t.SealClaim, "SGL-1").evidence_id == "bb-1"
+        custody = s.scalars(select(t.CustodyRecord).order_by(t.CustodyRecord.sequence)).all()
+        assert [(c.from_holder, c.to) for c in custody] == [("u1", "Penyidik"), ("Penyidik", "Tahti")]
+        assert {d.key for d in s.scalars(select(t.LegalDeadlineRow).filter_by(incident_id=INC))} >= {"sp2hp-a1", "spdp"}
+        assert s.get(t.CommandOutcome, "c-close").result["incident.closed"]["lp_number"].startswith("LP/B/1/")
+        result = incident_chains(s, INC)
+    assert result["valid"], result
+    assert result["tkp"]["checked"] == 8 and result["timeline"]["checked"] >= 10
+
+
+def test_an_edited_tkp_record_is_found_where_it_is(sessions):
+    run_scene(Projector(sessions))
+    with sessions.begin() as s:
+        record = s.scalars(select(t.TkpRecord).filter_by(type="evidence.custody-transferred")).first()
+        record.content = {**record.content, "to": "Gudang pribadi"}
+        target = record.record_id
+    with sessions() as s:
+        check = tkp_chain(s, INC)
+    assert not check.valid and check.record_id == target and "hash" in check.reason
+
+
+def test_a_removed_tkp_record_breaks_the_chain_after_it(sessions):
+    run_scene(Projector(sessions))
+    with sessions.begin() as s:
+        gone = s.scalars(select(t.TkpRecord).filter_by(type="evidence.registered")).first()
+        s.execute(delete(t.TkpRecord).where(t.TkpRecord.record_id == gone.record_id))
+    with sessions() as s:
+        check = tkp_chain(s, INC)
+    assert not check.valid and "prev_hash" in check.reason
+
+
+def test_an_edited_or_reordered_timeline_entry_is_found(sessions):
+    run_scene(Projector(sessions))
+    with sessions() as s:
+        assert timeline_chain(s, INC).valid
+        entries = s.scalars(select(t.TimelineEntry).filter_by(incident_id=INC).order_by(t.TimelineEntry.seq)).all()
+        third, fourth = entries[2], entries[3]
+    with sessions.begin() as s:  # swap two entries' places
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == third.entry_id).values(seq=-1))
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == fourth.entry_id).values(seq=third.seq))
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == third.entry_id).values(seq=fourth.seq))
+    with sessions() as s:
+        check = timeline_chain(s, INC)
+    assert not check.valid and check.broken_at == 2
+    with sessions.begin() as s:  # put them back, then change what an entry says
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == third.entry_id).values(seq=-1))
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == fourth.entry_id).values(seq=fourth.seq))
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == third.entry_id).values(seq=third.seq))
+    with sessions() as s:
+        assert timeline_chain(s, INC).valid
+    with sessions.begin() as s:
+        s.execute(update(t.TimelineEntry).where(t.TimelineEntry.entry_id == fourth.entry_id)
+                  .values(summary="tidak terjadi apa-apa"))
+    with sessions() as s:
+        check = timeline_chain(s, INC)
+    assert not check.valid and check.broken_at == 3 and check.record_id == fourth.entry_id
