@@ -18,9 +18,11 @@ app = typer.Typer(help="SPKT Dispatch: incident dispatch and TKP coordination on
                   no_args_is_help=True, add_completion=False)
 topics_app = typer.Typer(help="The Kafka topic catalogue.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The event contracts (JSON Schema files in schemas/json).", no_args_is_help=True)
+verify_app = typer.Typer(help="Check that a record still holds (hash chains).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(verify_app, name="verify")
 
 out = Console()
 err = Console(stderr=True)
@@ -209,6 +211,30 @@ def schemas_check() -> None:
     if bad:
         raise typer.Exit(1)
     out.print("all event schemas match their committed files")
+
+
+# --- verify -----------------------------------------------------------------------------------
+@verify_app.command("incident")
+def verify_incident(incident_id: str = typer.Argument(..., help="the incident id")) -> None:
+    """Recompute the incident's hash chains (timeline, TKP records) from the read model: say
+    whether they hold and, if not, where they break. Exit code 1 when broken."""
+    from services.projection.tables import Incident, prepare
+    from services.projection.verify import incident_chains
+
+    sessions = prepare(get_settings().db_url)
+    with sessions() as session:
+        if session.get(Incident, incident_id) is None:
+            _fail(f"kejadian {incident_id} tidak ditemukan di {get_settings().db_url}", 2)
+        result = incident_chains(session, incident_id)
+    for name in ("timeline", "tkp"):
+        part = result[name]
+        if part["valid"]:
+            out.print(f"{name:9} utuh ({part['checked']} catatan)", highlight=False)
+        else:
+            out.print(f"{name:9} RUSAK pada catatan ke-{part['broken_at'] + 1} ({part['record_id']}): "
+                      f"{part['reason']}", highlight=False)
+    if not result["valid"]:
+        raise typer.Exit(1)
 
 
 @app.command()

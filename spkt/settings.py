@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     shift_start_hours: str = Field(
         default="7,15,23", description="Local (WIB) hours at which shifts start, for the interval statistics.")
 
+    # --- tkp: the legal clock and turjawali ---------------------------------------------------
+    sp2hp_first_days: float = Field(
+        default=3.0, description="SP2HP A1 to the reporter is due this many days after the report.")
+    sp2hp_every_days: str = Field(
+        default="mudah=10,sedang=15,sulit=20,sangat_sulit=30",
+        description="Days between periodic SP2HP letters, by case difficulty.")
+    spdp_days: float = Field(default=7.0, description="SPDP is due this many days after the investigation order.")
+    guard_check_in_min: float = Field(
+        default=30.0, description="A scene guard (penjagaan) checks in every this many minutes unless the duty says.")
+
     # --- processes --------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of every process.")
     ready_timeout_s: float = Field(default=120.0, description="How long `spkt up` waits for every process.")

@@ -258,6 +258,10 @@ class IncidentOut(BaseModel):
     merged_into: str | None = None
     intervals: IncidentIntervalsOut | None = None
     response_plan: list[dict[str, Any]] = Field(default_factory=list)
+    scene_status: str | None = None
+    chain: dict[str, Any] = Field(default_factory=dict, description="whether the timeline and TKP records still hold")
+    apco_code: str | None = None
+    legal_deadlines: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class UnitOut(BaseModel):
@@ -422,3 +426,170 @@ class IntervalsOut(BaseModel):
     groups: list[IntervalGroup]
 
 IncidentOut.model_rebuild()
+
+
+# --- TKP -----------------------------------------------------------------------------------------
+class PointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class SceneStepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: str = Field(min_length=1, max_length=64, examples=["police_line"])
+    note: str = Field(default="", max_length=2000)
+    position: PointIn | None = None
+
+
+class SceneStepOut(BaseModel):
+    incident_id: str
+    phase: Literal["tptkp", "olah_tkp"]
+    step: str
+    recorded_at: datetime
+    out_of_order: list[str] = Field(default_factory=list, description="usual earlier steps not yet recorded")
+    warning: str | None = None
+
+
+class EvidenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = Field(min_length=3, max_length=2000, examples=["Pisau dapur bergagang hitam, noda merah"])
+    kind: str = Field(min_length=1, max_length=100, examples=["senjata tajam"])
+    seal_number: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9./\-]+$", examples=["SGL-2026-000123"])
+    found_at: PointIn | None = None
+    found_where: str | None = Field(default=None, max_length=500, examples=["di bawah meja ruang tamu"])
+    media: list[str] = Field(default_factory=list, max_length=50, description="references to photos, videos")
+
+
+class EvidenceCreated(BaseModel):
+    evidence_id: str
+    seal_number: str
+
+
+class CustodyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(min_length=2, max_length=200, examples=["Tahti Polres Metro Jakarta Selatan"])
+    reason: str = Field(min_length=3, max_length=1000, examples=["penyimpanan barang bukti"])
+
+
+class CustodyOut(BaseModel):
+    evidence_id: str
+    sequence: int
+    from_holder: str
+    to: str
+    reason: str | None = None
+    by: str | None = None
+    at: datetime
+
+
+class EvidenceOut(BaseModel):
+    evidence_id: str
+    incident_id: str
+    description: str
+    kind: str
+    seal_number: str
+    found_at: dict[str, Any] | None
+    found_where: str | None
+    media: list[str]
+    collected_by: str
+    collected_at: datetime
+    holder: str
+    corrections: list[dict[str, Any]]
+    custody: list[CustodyOut]
+    chain_valid: bool
+    chain: dict[str, Any]
+
+
+class CloseLpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: Literal["A", "B"]
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    disposition: Literal["lp_made", "resolved_on_spot", "no_report_needed", "referred", "restorative_justice",
+                         "false_report", "cancelled", "duplicate"]
+    summary: str = Field(default="", max_length=4000)
+    lp: CloseLpIn | None = None
+    difficulty: Literal["mudah", "sedang", "sulit", "sangat_sulit"] = "sedang"
+
+
+class ClosedOut(BaseModel):
+    incident_id: str
+    disposition: str
+    lp_number: str | None = None
+    closed_at: datetime
+
+
+class ReopenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class ReopenedOut(BaseModel):
+    incident_id: str
+    status: Literal["reopened"] = "reopened"
+
+
+class DutyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["pengaturan", "penjagaan", "pengawalan", "patroli"]
+    unit_ids: list[str] = Field(min_length=1, max_length=50)
+    incident_id: str | None = None
+    area: str | None = Field(default=None, max_length=500, examples=["Simpang Kuningan, sisi utara"])
+    route: str | None = Field(default=None, max_length=2000)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    check_in_every_min: float | None = Field(default=None, gt=0, le=24 * 60,
+                                             description="a guard checks in every N minutes (penjagaan: default setting)")
+
+
+class DutyCreated(BaseModel):
+    duty_id: str
+
+
+class CheckInIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit_id: str
+    note: str = Field(default="", max_length=1000)
+    position: PointIn | None = None
+
+
+class DutyOut(BaseModel):
+    duty_id: str
+    kind: str
+    unit_ids: list[str]
+    incident_id: str | None
+    area: str | None
+    route: str | None
+    starts_at: datetime
+    ends_at: datetime | None
+    check_in_every_min: float | None
+    status: str
+    last_check_in_at: datetime | None
+    missed_check_ins: int
+
+
+class LetterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=2, max_length=32, examples=["sp2hp-a1"], description="the deadline this letter meets")
+    reference: str = Field(min_length=2, max_length=200, examples=["B/123/XI/2026/Reskrim"])
+
+
+class LetterOut(BaseModel):
+    incident_id: str
+    key: str
+    code: str
+    sent_at: datetime
+
+
+class CorrectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    changes: dict[str, Any] = Field(min_length=1, examples=[{"description": "Pisau lipat bergagang hitam"}],
+                                    description="description, kind, found_where and/or media: the corrected values")
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+class CorrectionOut(BaseModel):
+    evidence_id: str
+    status: Literal["corrected"] = "corrected"

@@ -15,12 +15,13 @@ from services.dispatch import intervals
 from services.intake.domain import UNLOCATED
 from services.projection import tables as t
 from services.projection.projector import as_aware
+from services.projection.verify import incident_chains
 
 from ..auth import Principal, Role
 from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, Supervisor
 from ..models import (
     AssignmentOut, CommandAccepted, DecisionIn, IncidentIntervalsOut, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
-    RecommendationOut, SplitIn, TimelineItem,
+    RecommendationOut, SplitIn, TimelineItem, TkpOut,
 )
 from .. import commands
 from ..commands import publish
@@ -62,7 +63,7 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
     assignments = session.scalars(select(t.Assignment).filter_by(incident_id=incident_id)
                                   .order_by(t.Assignment.assigned_at)).all()
     timeline = session.scalars(select(t.TimelineEntry).filter_by(incident_id=incident_id)
-                               .order_by(t.TimelineEntry.at)).all()
+                               .order_by(t.TimelineEntry.seq, t.TimelineEntry.at)).all()
     return IncidentOut(
         incident_id=incident.incident_id, number=incident.number, status=incident.status,
         category=incident.category, priority=incident.priority, summary=incident.summary,
@@ -84,7 +85,32 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
         category_confidence=incident.category_confidence, category_low_confidence=incident.category_low_confidence,
         sensitive=incident.sensitive, assistance_request=incident.assistance_request, decision=incident.decision,
         merged_into=incident.merged_into, response_plan=incident.response_plan or [],
+        tkp=_tkp(session, incident_id), duties=_duties(session, incident_id), scene_status=incident.scene_status,
+        chain=incident_chains(session, incident_id), apco_code=incident.apco_code,
+        legal_deadlines=[{"key": d.key, "code": d.code, "words": d.words, "due_at": as_aware(d.due_at),
+                          "overdue_at": as_aware(d.overdue_at), "met_at": as_aware(d.met_at),
+                          "reference": d.reference}
+                         for d in session.scalars(select(t.LegalDeadlineRow).filter_by(incident_id=incident_id)
+                                                  .order_by(t.LegalDeadlineRow.due_at)).all()],
     )
+
+
+def _tkp(session, incident_id: str) -> TkpOut:
+    steps = session.scalars(select(t.SceneStep).filter_by(incident_id=incident_id).order_by(t.SceneStep.at)).all()
+    out = {"tptkp": [], "olah_tkp": []}
+    for step in steps:
+        out[step.phase].append({"step": step.step, "at": as_aware(step.at).isoformat(), "by": step.by,
+                                "note": step.note, "out_of_order": step.out_of_order, "warning": step.warning})
+    items = session.scalars(select(t.Evidence).filter_by(incident_id=incident_id).order_by(t.Evidence.collected_at)).all()
+    evidence = [{"evidence_id": e.evidence_id, "description": e.description, "kind": e.kind,
+                 "seal_number": e.seal_number, "holder": e.holder} for e in items]
+    return TkpOut(tptkp=out["tptkp"], olah_tkp=out["olah_tkp"], evidence=evidence)
+
+
+def _duties(session, incident_id: str) -> list[dict]:
+    return [{"duty_id": d.duty_id, "kind": d.kind, "unit_ids": d.unit_ids, "status": d.status,
+             "area": d.area, "missed_check_ins": d.missed_check_ins or 0}
+            for d in session.scalars(select(t.Duty).filter_by(incident_id=incident_id)).all()]
 
 
 @router.get("/{incident_id}/recommendations", response_model=RecommendationOut,
