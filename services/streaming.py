@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Awaitable, Callable, Iterable
 
@@ -354,6 +355,24 @@ def derived(source: str, cause: Envelope, events: list[EventData]) -> list[Outgo
                      make_event(e, source=source, event_id=derived_id(e.event_type, cause.id, str(n)),
                                 **caused_by(cause)))
             for n, e in enumerate(events)]
+
+
+class OutcomeKeeper:
+    """Forgets recorded outcomes (`schemas.registry.record_events`, in a table) once they are too
+    old to be asked for again: a message is re-delivered within minutes, never after days. Looks
+    only every `every` calls, since it walks the whole table."""
+
+    def __init__(self, table, keep_s: float = 2 * 24 * 3600, every: int = 1000) -> None:
+        self.table, self.keep_s, self.every = table, keep_s, every
+        self._calls = 0
+
+    def tick(self, now: datetime) -> None:
+        self._calls += 1
+        if self._calls % self.every:
+            return
+        for key, recorded in list(self.table.items()):
+            if recorded and (now - datetime.fromisoformat(recorded["at"])).total_seconds() > self.keep_s:
+                self.table.pop(key, None)
 
 
 class Said:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
@@ -12,7 +11,7 @@ from schemas.events import (
     UnitAssigned, UnitRegistered, UnitStatusChanged,
 )
 from schemas.registry import caused_by, make_event, record_events, replay_events
-from services.streaming import Origin, Outgoing, Said, derived, handle_each, publish
+from services.streaming import OutcomeKeeper, Origin, Outgoing, Said, derived, handle_each, publish
 
 from . import board_feed, lifecycle
 from .app import (
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 RULES = ranking_rules(settings)
 AUTO_ASSIGN = frozenset(c.strip() for c in settings.auto_assign_categories.split(",") if c.strip())
 AUTOMATIC_BY = "dispatch (otomatis)"
-KEEP_OUTCOMES_S = 2 * 24 * 3600
 
 
 def emit(cause: Envelope, events: list[EventData]) -> list[Outgoing]:
@@ -66,7 +64,7 @@ async def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) 
         decision = decide(hold, event, now)
         holds[event.unit_id] = hold
         unit_outcomes[envelope.id] = record_events(decision.events, now)
-        _forget_old_outcomes(now)
+        _old_outcomes.tick(now)
         return emit(envelope, decision.events)
     else:
         return []
@@ -75,18 +73,7 @@ async def on_unit_message(envelope: Envelope, event: EventData, origin: Origin) 
     return []
 
 
-_handled = 0
-
-
-def _forget_old_outcomes(now) -> None:
-    """Every so many commands: a command is re-delivered within minutes, never after days."""
-    global _handled
-    _handled += 1
-    if _handled % 1000:
-        return
-    for key, recorded in list(unit_outcomes.items()):
-        if (now - datetime.fromisoformat(recorded["at"])).total_seconds() > KEEP_OUTCOMES_S:
-            unit_outcomes.pop(key, None)
+_old_outcomes = OutcomeKeeper(unit_outcomes)
 
 
 @app.agent(unit_inbox, concurrency=1)

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from datetime import datetime
 
 from schemas.events import (
-    Candidate, DispatchRecommended, EventData, Exclusion, IncidentOpened, UnitPositionReported, UnitRegistered,
+    Candidate, DispatchRecommended, DutyAssigned, DutyCompleted, EventData, Exclusion, IncidentOpened, UnitPositionReported, UnitRegistered,
     UnitStatusChanged,
 )
 from spkt.settings import Settings
@@ -31,9 +31,20 @@ class Board:
         # Fixes of units not registered yet: the feed reads the register and the positions as two
         # topics, so a unit's first fix can come before its registration and would be lost.
         self._early_fixes: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
+        # Turjawali duties by unit: a unit on one is conditionally available (DOMAIN.md).
+        self._duty_of: dict[str, tuple[str, str]] = {}  # unit_id -> (duty_id, kind)
 
     def apply(self, event: EventData) -> None:
-        if isinstance(event, UnitPositionReported):
+        if isinstance(event, DutyAssigned):
+            for unit_id in event.unit_ids:
+                self._duty_of[unit_id] = (event.duty_id, event.kind)
+                self._sync_duty(unit_id)
+        elif isinstance(event, DutyCompleted):
+            for unit_id, (duty_id, _) in list(self._duty_of.items()):
+                if duty_id == event.duty_id:
+                    del self._duty_of[unit_id]
+                    self._sync_duty(unit_id)
+        elif isinstance(event, UnitPositionReported):
             self.position(event.unit_id, event.lat, event.lon, event.at.timestamp())
         elif isinstance(event, UnitRegistered):
             info = self.units.get(event.unit_id)
@@ -44,6 +55,7 @@ class Board:
                 info = self.units[event.unit_id] = UnitInfo(event.unit_id, event.callsign, event.kind, event.station)
             info.callsign, info.kind, info.station = event.callsign, event.kind, event.station
             info.capabilities, info.shift = tuple(event.capabilities), shift
+            info.duty = self._duty_of.get(event.unit_id, (None, None))[1]
             sync_unit(self.index, info)
             if (fix := self._early_fixes.pop(event.unit_id, None)) is not None:
                 self.index.update_position(event.unit_id, *fix)
@@ -58,6 +70,12 @@ class Board:
                 self._versions[event.unit_id] = event.status_version
             info.status, info.incident_id = event.status, event.incident_id
             self.index.set_status(event.unit_id, event.status)
+
+    def _sync_duty(self, unit_id: str) -> None:
+        info = self.units.get(unit_id)
+        if info is not None:  # not registered yet: set at its registration
+            info.duty = self._duty_of.get(unit_id, (None, None))[1]
+            self.index.set_duty(unit_id, info.duty is not None)
 
     def position(self, unit_id: str, lat: float, lon: float, at_epoch_s: float) -> bool:
         """A GPS fix into the index, in place (an older fix than the one held is ignored)."""

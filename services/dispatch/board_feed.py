@@ -2,7 +2,7 @@
 
 Every dispatch worker needs every unit, whatever incident partitions it owns, so the board is
 not fed through the consumer group: each worker reads all partitions of the unit topics itself,
-status from the beginning (kept forever) and positions from the recent window only.
+status and turjawali duties from the beginning (kept forever), positions from the recent window only.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.envelope import EnvelopeError
 from schemas.registry import parse
-from schemas.topics import UNIT_POSITIONS, UNIT_STATUS
+from schemas.topics import TURJAWALI, UNIT_POSITIONS, UNIT_STATUS
 from spkt.settings import Settings
 
 from .board import Board
@@ -42,7 +42,8 @@ async def _follow_once(settings: Settings, board: Board, caught_up: asyncio.Even
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()  # the consumer has no public call for this
-        status_parts = [TopicPartition(UNIT_STATUS, p) for p in cluster.partitions_for_topic(UNIT_STATUS) or ()]
+        status_parts = [TopicPartition(topic, p) for topic in (UNIT_STATUS, TURJAWALI)
+                        for p in cluster.partitions_for_topic(topic) or ()]
         position_parts = [TopicPartition(UNIT_POSITIONS, p)
                           for p in cluster.partitions_for_topic(UNIT_POSITIONS) or ()]
         if not status_parts or not position_parts:
