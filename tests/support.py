@@ -7,12 +7,13 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from deploy.stack import settings_environment
+from deploy.stack import settings_environment, start_system
 from schemas.envelope import Envelope
 from spkt.settings import Settings
 
@@ -119,3 +120,26 @@ def alive(pid: int) -> bool:
             return f.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+@contextmanager
+def running_system(kafka_settings: Settings, state: Path, **overrides) -> Iterator[Settings]:
+    """Every process of the system (`spkt up` minus the broker) on the test's broker, with its own
+    state folder, SQLite database and API port; stopped at the end."""
+    settings = Settings(**{**kafka_settings.model_dump(), "state_dir": state, "api_port": free_port(),
+                           "database_url": f"sqlite:///{state / 'spkt.db'}", **overrides})
+    stack = start_system(settings)
+    try:
+        yield settings
+    finally:
+        stack.stop()
+
+
+def api_client(settings: Settings, role, *, timeout: float = 30, **claims):
+    """An HTTP client of the running API with a token of this role (and unit, jurisdiction)."""
+    import httpx
+
+    from services.api.auth import mint
+
+    token = mint(settings, sub=f"test-{role.value}-{claims.get('unit_id') or ''}".rstrip("-"), role=role, **claims)
+    return httpx.Client(base_url=settings.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)

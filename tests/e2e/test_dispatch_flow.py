@@ -2,13 +2,10 @@
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
-from deploy.stack import start_system
-from services.api.auth import Role, mint
-from spkt.settings import Settings
-from tests.support import free_port, wait_for
+from services.api.auth import Role
+from tests.support import api_client, running_system, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -21,20 +18,12 @@ FAR_AWAY = (-6.1500, 106.7300)   # Cengkareng, ~22 km away
 
 @pytest.fixture(scope="module")
 def system(kafka_settings, tmp_path_factory):
-    state = tmp_path_factory.mktemp("e2e-dispatch")
-    settings = Settings(**{**kafka_settings.model_dump(), "state_dir": state, "api_port": free_port(),
-                           "database_url": f"sqlite:///{state / 'spkt.db'}", "assignment_ack_s": 3.0,
-                           "command_wait_s": 15.0, "auto_assign_categories": "officer_emergency"})
-    stack = start_system(settings)
-    try:
+    with running_system(kafka_settings, tmp_path_factory.mktemp("e2e-dispatch"), assignment_ack_s=3.0,
+                        command_wait_s=15.0, auto_assign_categories="officer_emergency") as settings:
         yield settings
-    finally:
-        stack.stop()
 
 
-def api(settings, role: Role, **claims) -> httpx.Client:
-    token = mint(settings, sub=f"test-{role.value}-{claims.get('unit_id', '')}", role=role, **claims)
-    return httpx.Client(base_url=settings.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+api = api_client
 
 
 @pytest.fixture(scope="module")
