@@ -349,4 +349,25 @@ def prepare(url: str) -> sessionmaker:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     Base.metadata.create_all(engine)
+    _check_columns(engine, url)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class OutdatedReadModel(RuntimeError):
+    """The database was made by an older version (there are no migrations yet)."""
+
+
+def _check_columns(engine: Engine, url: str) -> None:
+    """create_all adds missing tables, never missing columns: say so plainly instead of failing on
+    the first write. The read model is a projection of Kafka, so a fresh one loses nothing."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    missing = [f"{table.name}.{column.name}" for table in Base.metadata.sorted_tables
+               for column in table.columns
+               if column.name not in {c["name"] for c in inspector.get_columns(table.name)}]
+    if missing:
+        raise OutdatedReadModel(
+            f"the read model at {engine.url.render_as_string(hide_password=True)} was made by an older version "
+            f"(missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); it is rebuilt from Kafka: "
+            "remove it (SQLite: delete the file) and start again")

@@ -122,3 +122,14 @@ def test_an_edited_or_reordered_timeline_entry_is_found(sessions):
     with sessions() as s:
         check = timeline_chain(s, INC)
     assert not check.valid and check.broken_at == 3 and check.record_id == fourth.entry_id
+
+
+def test_a_database_from_an_older_version_is_named_not_written_to(database_url):
+    made = t.prepare(database_url)
+    engine = made.kw["bind"]
+    with engine.begin() as conn:  # as if made before the timeline was chained
+        conn.exec_driver_sql("DROP INDEX ix_timeline_seq")
+        conn.exec_driver_sql("ALTER TABLE timeline DROP COLUMN seq")
+    engine.dispose()
+    with pytest.raises(t.OutdatedReadModel, match="timeline.seq"):
+        t.prepare(database_url)
