@@ -59,6 +59,8 @@ class Reporter(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=32)
     nik: str | None = Field(default=None, pattern=r"^\d{16}$")
+    email: str | None = Field(default=None, max_length=254)
+    language: Literal["id", "en"] = "id"
 
 
 class ReportReceived(EventData):
@@ -311,6 +313,8 @@ class UnitRegistered(EventData):
     shift_start_h: int | None = Field(default=None, ge=0, le=23, description="on duty from this hour (WIB)")
     shift_end_h: int | None = Field(default=None, ge=0, le=23, description="... to this hour; None: always")
     jurisdiction: str | None = Field(default=None, description="the Polres it serves")
+    phone: str | None = Field(default=None, max_length=32, description="where the unit is alerted (SMS, WhatsApp)")
+    email: str | None = Field(default=None, max_length=254)
 
 
 class UnitStatusChanged(EventData):
@@ -831,6 +835,47 @@ class DutyCheckInMissed(EventData):
     noticed_at: AwareDatetime
 
 
+# --- notify: on spkt.notifications, keyed by incident (or by the recipient when there is none) ------
+class NotificationSent(EventData):
+    event_type = "notification.sent"
+    subject_field = "subject_key"
+
+    notification_id: str
+    incident_id: str | None = None
+    template: str
+    recipient_kind: str
+    recipient: str = Field(description="masked: the last digits of a phone, the domain of an address")
+    channel: str
+    attempts: int
+    cause_event_id: str
+    sent_at: AwareDatetime
+
+    @property
+    def subject_key(self) -> str:
+        return self.incident_id or self.notification_id
+
+
+class NotificationFailed(EventData):
+    event_type = "notification.failed"
+    subject_field = "subject_key"
+
+    notification_id: str
+    incident_id: str | None = None
+    template: str
+    recipient_kind: str
+    recipient: str
+    channels_tried: list[str]
+    attempts: int
+    reason: str
+    permanent: bool
+    cause_event_id: str
+    failed_at: AwareDatetime
+
+    @property
+    def subject_key(self) -> str:
+        return self.incident_id or self.notification_id
+
+
 ALL_EVENTS: tuple[type[EventData], ...] = (
     ReportReceived,
     IncidentOpened,
@@ -883,4 +928,6 @@ ALL_EVENTS: tuple[type[EventData], ...] = (
     DutyCheckedIn,
     DutyCompleted,
     DutyCheckInMissed,
+    NotificationSent,
+    NotificationFailed,
 )

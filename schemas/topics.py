@@ -65,7 +65,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(CLOSURES, "incident_id", "incident closure, dispositions and LP numbers",
               ("tkp",), ("dispatch", "tkp", "notify", "projection"), ("incident.closed", "incident.reopened", "sttlp.issued")),
     TopicSpec(NOTIFICATIONS, "incident_id", "notifications sent or failed",
-              ("notify",), ("projection",), ()),
+              ("notify",), ("notify", "projection"), ("notification.sent", "notification.failed")),
     TopicSpec(COMMANDS, "area (polres) for intake's; incident_id for others",
               "users' commands awaiting an outcome (merge, split; assign-unit, close, ...)",
               ("api", "tkp"), ("intake", "tkp"),
@@ -88,6 +88,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "intake": ("open-incidents", "counters", "outcomes", "recent-messages", "timers"),
     "dispatch": ("unit-holds", "unit-outcomes", "incident-facts"),
     "tkp": ("scenes", "outcomes", "duties"),
+    "notify": ("outbox",),
 }
 
 
