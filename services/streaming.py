@@ -342,6 +342,7 @@ DEAD_LETTER_VALUE_LIMIT = 64 * 1024
 class Outgoing:
     topic: str
     envelope: Envelope
+    partition: int | None = None  # None: by key; set to answer on the partition a table entry lives in
 
     @property
     def key(self) -> bytes:
@@ -451,7 +452,7 @@ async def publish(app: faust.App, out: Outgoing) -> None:
     delay = 0.2
     while True:
         try:
-            await app.producer.send_and_wait(out.topic, out.key, out.envelope.to_bytes(), partition=None,
+            await app.producer.send_and_wait(out.topic, out.key, out.envelope.to_bytes(), partition=out.partition,
                                              timestamp=None, headers=None)
             return
         except asyncio.CancelledError:
