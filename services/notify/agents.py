@@ -1,26 +1,146 @@
-"""Thin agents: decode, ask the domain, publish."""
+"""Thin agents: decide who hears what (domain), keep it in the outbox, deliver it (a timer)."""
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import defaultdict, deque
 
-from schemas.envelope import Envelope
-from schemas.events import EventData, ReportReceived
-from services.streaming import Origin, Outgoing, handle_each
+from schemas import topics
+from schemas.envelope import Envelope, derived_id, utcnow
+from schemas.events import EventData, NotificationFailed, NotificationSent
+from schemas.registry import make_event
+from services import feeds
+from services.streaming import Origin, Outgoing, handle_each, publish
 
 from . import domain
-from .app import SERVICE, app, reports
+from .app import SERVICE, app, directory, directory_ready, events, outbox, settings
+from .delivery import Deliverer, masked
 
+SOURCE = f"/spkt/{SERVICE}"
 log = logging.getLogger(__name__)
+DIRECTORY_WAIT_S = 5.0
 
 
-def on_report(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
-    if isinstance(event, ReportReceived) and (note := domain.receipt(envelope.id, event)):
-        # Delivery over SMS/WhatsApp/email arrives with the notify issue; until then it is planned and logged.
-        log.info("receipt planned: %s", note.template,
-                 extra={"report_id": event.report_id, "event_id": note.notification_id})
+def rules_from(s) -> domain.NotifyRules:
+    supervisors = []
+    for contact in (c.strip() for c in s.supervisor_contacts.split(",") if c.strip()):
+        email, phone = (contact, None) if "@" in contact else (None, contact)
+        supervisors.append(domain.Recipient(kind="supervisor", key=contact, email=email, phone=phone))
+    subscribers = tuple(domain.Subscriber(name=str(w.get("name") or w["url"]), url=w["url"], secret=str(w.get("secret", "")),
+                                          types=tuple(w.get("types") or ("*",)))
+                        for w in s.webhook_subscribers)
+    return domain.NotifyRules(supervisors=tuple(supervisors), subscribers=subscribers)
+
+
+RULES = rules_from(settings)
+deliverer = Deliverer(settings, webhook_secrets={s.name: s.secret for s in RULES.subscribers})
+
+
+@app.task
+async def follow_directory() -> None:
+    await feeds.follow(settings, name="notify directory", apply=directory.apply, caught_up=directory_ready,
+                       from_beginning=(topics.REPORTS, topics.INCIDENTS, topics.UNIT_STATUS, topics.NOTIFICATIONS))
+
+
+async def on_event(envelope: Envelope, event: EventData, origin: Origin) -> list[Outgoing]:
+    if isinstance(event, (NotificationSent, NotificationFailed)):
+        if outbox.get(event.notification_id) is not None:  # delivered or given up: out of the outbox
+            outbox.pop(event.notification_id, None)
+        return []
+    await directory_ready.wait()
+    incident_id = getattr(event, "incident_id", None)
+    if incident_id:  # the directory reads the same topics on its own: give it a moment to see this incident
+        deadline = time.monotonic() + DIRECTORY_WAIT_S
+        while directory.incident(incident_id) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    now = utcnow()
+    for n in domain.plan(envelope.type, event, envelope.id, directory, RULES):
+        if n.notification_id in directory.done or outbox.get(n.notification_id) is not None:
+            continue  # the same event again: the same ids, nothing new
+        wire = n.to_json()
+        wire["recipient"]["secret"] = None  # the outbox is a Kafka changelog: a webhook's secret stays in the settings
+        outbox[n.notification_id] = {"n": wire, "partition": origin.partition, "at": now.isoformat()}
+        log.info("notification planned: %s", n.template, extra={"incident_id": n.incident_id,
+                                                                "notification_id": n.notification_id})
     return []
 
 
-@app.agent(reports, concurrency=1)
-async def notify_reports(stream):
-    await handle_each(app, SERVICE, stream, on_report)
+@app.agent(events, concurrency=1)
+async def notify_events(stream):
+    await handle_each(app, SERVICE, stream, on_event)
+
+
+# --- delivery -------------------------------------------------------------------------------
+_next_try: dict[str, float] = {}           # notification id -> monotonic time of its next attempt
+_attempts: dict[str, int] = defaultdict(int)
+_failed_channels: dict[str, set[str]] = defaultdict(set)
+_said: set[str] = set()                    # sent or failed by this process, before the agent reads it back
+_recent: dict[str, deque] = defaultdict(deque)  # recipient -> send times in the last hour (rate limit)
+
+
+def _owned() -> set[int]:
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.INCIDENTS}
+
+
+def _backoff(attempt: int) -> float:
+    return min(settings.notify_retry_max_s, settings.notify_retry_base_s * 2 ** max(0, attempt - 1))
+
+
+def _rate_limited(key: str, now: float) -> float | None:
+    """Seconds to wait when this recipient had its hour's share already; None to send now."""
+    sent = _recent[key]
+    while sent and now - sent[0] > 3600:
+        sent.popleft()
+    if len(sent) < settings.notify_per_recipient_per_hour:
+        return None
+    return 3600 - (now - sent[0])
+
+
+@app.timer(interval=0.5)
+async def deliver_due() -> None:
+    if not directory_ready.is_set():
+        return  # until the directory has read what was already sent, nothing is sent again
+    owned = _owned()
+    now = time.monotonic()
+    for nid, entry in list(outbox.items()):
+        if not entry or entry.get("partition") not in owned or nid in _said or nid in directory.done:
+            continue
+        if _next_try.get(nid, 0.0) > now:
+            continue
+        n = domain.Notification.from_json(entry["n"])
+        recipient = f"{n.recipient.kind}:{n.recipient.key}"
+        if (wait := _rate_limited(recipient, now)) is not None:
+            _next_try[nid] = now + wait
+            continue
+        _attempts[nid] += 1
+        outcome = await deliverer.deliver(n, _failed_channels[nid])
+        if outcome.delivered:
+            _recent[recipient].append(now)
+            await _say(entry, NotificationSent(
+                notification_id=nid, incident_id=n.incident_id, template=n.template, recipient_kind=n.recipient.kind,
+                recipient=masked(n, outcome.channel), channel=outcome.channel, attempts=_attempts[nid],
+                cause_event_id=n.event_id, sent_at=utcnow()))
+        elif outcome.permanent or _attempts[nid] >= settings.notify_max_attempts:
+            await _say(entry, NotificationFailed(
+                notification_id=nid, incident_id=n.incident_id, template=n.template, recipient_kind=n.recipient.kind,
+                recipient=masked(n, outcome.channel), channels_tried=sorted(_failed_channels[nid] | set(outcome.tried)),
+                attempts=_attempts[nid], reason=outcome.reason or "-", permanent=outcome.permanent,
+                cause_event_id=n.event_id, failed_at=utcnow()))
+        else:
+            _next_try[nid] = now + _backoff(_attempts[nid])
+            log.warning("notification delayed: %s", outcome.reason,
+                        extra={"notification_id": nid, "incident_id": n.incident_id, "attempt": _attempts[nid]})
+
+
+async def _say(entry: dict, event: EventData) -> None:
+    """On the partition the outbox entry lives in, so the agent that owns it reads it back."""
+    nid = event.notification_id
+    envelope = make_event(event, source=SOURCE, event_id=derived_id(event.event_type, nid))
+    await publish(app, Outgoing(topics.NOTIFICATIONS, envelope, partition=entry["partition"]))
+    if isinstance(event, NotificationFailed):  # set aside with the reason, for an operator
+        log.error("notification failed: %s", event.reason, extra={"notification_id": nid,
+                                                                  "incident_id": event.incident_id})
+    _said.add(nid)
+    for table in (_next_try, _attempts, _failed_channels):
+        table.pop(nid, None)

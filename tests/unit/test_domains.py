@@ -7,7 +7,7 @@ def test_notify_plans_one_receipt_per_event_and_none_without_a_phone(report):
     first = notify.receipt("e-1", report)
     assert first == notify.receipt("e-1", report)
     assert first.notification_id != notify.receipt("e-2", report).notification_id
-    assert report.tracking_code in first.text and first.recipient == "+6281234567890"
+    assert first.context["tracking_code"] == report.tracking_code and first.recipient.phone == "+6281234567890"
     nobody = report.model_copy(update={"reporter": report.reporter.model_copy(update={"phone": None})})
     assert notify.receipt("e-1", nobody) is None
 
