@@ -19,10 +19,12 @@ app = typer.Typer(help="SPKT Dispatch: incident dispatch and TKP coordination on
 topics_app = typer.Typer(help="The Kafka topic catalogue.", no_args_is_help=True)
 schemas_app = typer.Typer(help="The event contracts (JSON Schema files in schemas/json).", no_args_is_help=True)
 verify_app = typer.Typer(help="Check that a record still holds (hash chains).", no_args_is_help=True)
+notify_app = typer.Typer(help="Notifications: templates.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(verify_app, name="verify")
+app.add_typer(notify_app, name="notify")
 
 out = Console()
 err = Console(stderr=True)
@@ -235,6 +237,21 @@ def verify_incident(incident_id: str = typer.Argument(..., help="the incident id
                       f"{part['reason']}", highlight=False)
     if not result["valid"]:
         raise typer.Exit(1)
+
+
+# --- notify -----------------------------------------------------------------------------------
+@notify_app.command("preview")
+def notify_preview(template: str = typer.Argument(..., help="e.g. receipt, sp2hp, unit_assignment"),
+                   language: str = typer.Option("id", "--lang", help="id | en"),
+                   channel: str = typer.Option("sms", "--channel", help="sms | whatsapp | email | webhook"),
+                   sensitive: bool = typer.Option(False, "--sensitive", help="as for a sensitive category")) -> None:
+    """Render a template with its sample content, as the recipient would read it."""
+    from services.notify.render import preview
+
+    try:
+        print(preview(template, language=language, channel=channel, sensitive=sensitive))
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
 
 @app.command()

@@ -105,6 +105,24 @@ class Settings(BaseSettings):
     guard_check_in_min: float = Field(
         default=30.0, description="A scene guard (penjagaan) checks in every this many minutes unless the duty says.")
 
+    # --- notify ---------------------------------------------------------------------------------
+    smtp_host: str | None = Field(default=None, description="SMTP server for email; email is not sent when unset.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_sender: str = Field(default="spkt@polri.example", description="From address of the emails.")
+    sms_gateway_url: str | None = Field(
+        default=None, description="SMS/WhatsApp gateway endpoint (JSON POST, HMAC-signed); not sent when unset.")
+    sms_gateway_secret: str = Field(default="", description="HMAC secret shared with the SMS/WhatsApp gateway.")
+    supervisor_contacts: str = Field(
+        default="", description="Comma-separated emails or phone numbers of the supervisors on duty.")
+    webhook_subscribers: list[dict] = Field(
+        default_factory=list,
+        description='Other systems\' webhooks, JSON: [{"name", "url", "secret", "types": ["incident.opened", ...]}].')
+    notify_max_attempts: int = Field(default=8, description="Delivery attempts per channel before a notification fails.")
+    notify_retry_base_s: float = Field(default=2.0, description="First retry delay; doubles each attempt.")
+    notify_retry_max_s: float = Field(default=300.0, description="Longest retry delay.")
+    notify_per_recipient_per_hour: int = Field(
+        default=30, description="Messages one recipient gets an hour at most; more wait for the next window.")
+
     # --- processes --------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of every process.")
     ready_timeout_s: float = Field(default=120.0, description="How long `spkt up` waits for every process.")

@@ -14,11 +14,11 @@ from spkt.settings import Settings, get_settings
 from .limits import RateLimiter
 from .metrics import REQUEST_SECONDS
 from .publisher import Publisher
-from .routes import assignments, duties, health, incidents, reports, scene, units
+from .routes import assignments, duties, health, incidents, notifications, reports, scene, units
 from .validation import validation_error_handler
 
 ROUTERS = (health.router, reports.router, incidents.router, incidents.escalations_router, units.router,
-           assignments.router, scene.router, duties.router)
+           assignments.router, scene.router, duties.router, notifications.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -10,12 +10,17 @@ from schemas.events import Candidate, Channel, Exclusion, Location, Reporter, Un
 
 from .validation import check_nik, normalise_phone
 
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
 
 class ReporterIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=32, description="Normalised to E.164 (+62...)")
     nik: str | None = Field(default=None, max_length=16, description="16 digits, checked for form")
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL,
+                              description="Where receipts and progress letters go (besides SMS/WhatsApp)")
+    language: Literal["id", "en"] = Field(default="id", description="Language of the reporter's messages")
 
     @field_validator("phone")
     @classmethod
@@ -298,6 +303,13 @@ class UnitIn(BaseModel):
     shift_start_h: int | None = Field(default=None, ge=0, le=23, description="On duty from this hour (WIB)")
     shift_end_h: int | None = Field(default=None, ge=0, le=23, description="... to this hour (WIB)")
     jurisdiction: str | None = Field(default=None, max_length=64)
+    phone: str | None = Field(default=None, max_length=32, description="Where the unit is alerted (E.164, +62...)")
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
 
     @model_validator(mode="after")
     def _shift_both_or_neither(self):

@@ -10,5 +10,6 @@ SERVICE = "projection"
 settings = get_settings()
 app = make_app(SERVICE, settings)
 read_model_events = raw_topic(app, topics.REPORTS, topics.INCIDENTS, topics.ASSIGNMENTS, topics.UNIT_STATUS,
-                              topics.UNIT_POSITIONS, topics.CLOSURES, topics.TKP, topics.TURJAWALI)
+                              topics.UNIT_POSITIONS, topics.CLOSURES, topics.TKP, topics.TURJAWALI,
+                              topics.NOTIFICATIONS)
 projector = Projector(prepare(settings.db_url))

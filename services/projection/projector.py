@@ -22,7 +22,7 @@ from schemas.events import (
     ReportReceived, TargetBreached, UnitArrived, UnitAssigned, UnitPositionReported, UnitRegistered,
     UnitStatusChanged, CustodyTransferred, DutyAssigned, DutyCheckedIn, DutyCheckInMissed, DutyCompleted,
     EvidenceCorrected, EvidenceRegistered, IncidentReopened, LegalClockStarted, LegalDeadlineOverdue,
-    LetterSent, SceneStatusChanged, SceneStepRecorded, SttlpIssued,
+    LetterSent, NotificationFailed, NotificationSent, SceneStatusChanged, SceneStepRecorded, SttlpIssued,
 )
 from services.tkp import chain
 from services.tkp.domain import STEP_WORDS
@@ -415,6 +415,23 @@ class Projector:
                              detail=f"{e.words} terlambat (tenggat {e.due_at:%d-%m-%Y %H:%M} UTC)",
                              escalated_at=e.noticed_at))
         self._timeline(s, env, e.incident_id, env.source, f"Terlambat: {e.words}")
+
+    # --- notify ----------------------------------------------------------------------------------
+    def _NotificationSent(self, s: Session, env: Envelope, e: NotificationSent) -> None:
+        s.merge(t.NotificationRow(notification_id=e.notification_id, incident_id=e.incident_id, template=e.template,
+                                  recipient_kind=e.recipient_kind, recipient=e.recipient, channel=e.channel,
+                                  state="sent", attempts=e.attempts, reason=None, at=e.sent_at))
+        if e.incident_id:
+            self._timeline(s, env, e.incident_id, env.source,
+                           f"Notifikasi {e.template} terkirim ke {e.recipient_kind} {e.recipient} lewat {e.channel}")
+
+    def _NotificationFailed(self, s: Session, env: Envelope, e: NotificationFailed) -> None:
+        s.merge(t.NotificationRow(notification_id=e.notification_id, incident_id=e.incident_id, template=e.template,
+                                  recipient_kind=e.recipient_kind, recipient=e.recipient, channel=None,
+                                  state="failed", attempts=e.attempts, reason=e.reason, at=e.failed_at))
+        if e.incident_id:
+            self._timeline(s, env, e.incident_id, env.source,
+                           f"Notifikasi {e.template} ke {e.recipient_kind} {e.recipient} gagal: {e.reason}")
 
     # --- turjawali -------------------------------------------------------------------------------
     def _DutyAssigned(self, s: Session, env: Envelope, e: DutyAssigned) -> None:

@@ -314,6 +314,22 @@ class LegalDeadlineRow(Base):
     reference: Mapped[str | None] = mapped_column(String(200))
 
 
+class NotificationRow(Base):
+    """A notification delivered or given up on (`notification.failed`: the dead letters of notify)."""
+
+    __tablename__ = "notifications"
+    notification_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    incident_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    recipient_kind: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(8), index=True)  # sent | failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
 class IdempotentRequest(Base):
     """A write the API already answered, by the caller's Idempotency-Key."""
 

@@ -84,7 +84,8 @@ async def register_unit(body: UnitIn, principal: Admin, publisher: PublisherDep,
     now = utcnow()
     registered = UnitRegistered(unit_id=body.unit_id, callsign=body.callsign, kind=body.kind, station=body.station,
                                 capabilities=body.capabilities, registered_at=now, shift_start_h=body.shift_start_h,
-                                shift_end_h=body.shift_end_h, jurisdiction=body.jurisdiction)
+                                shift_end_h=body.shift_end_h, jurisdiction=body.jurisdiction, phone=body.phone,
+                                email=body.email)
     await commands.publish(publisher, topics.UNIT_STATUS, make_event(registered, source="/spkt/api"))
     return UnitOut(unit_id=body.unit_id, callsign=body.callsign, kind=body.kind, station=body.station,
                    capabilities=body.capabilities, status="available", incident_id=None, position=None,
