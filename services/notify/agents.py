@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import defaultdict, deque
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
-from schemas.events import EventData, NotificationFailed, NotificationSent
+from schemas.events import EventData, MessageDeadLettered, NotificationFailed, NotificationSent
 from schemas.registry import make_event
 from services import feeds
 from services.streaming import Origin, Outgoing, handle_each, publish
@@ -138,9 +139,15 @@ async def _say(entry: dict, event: EventData) -> None:
     nid = event.notification_id
     envelope = make_event(event, source=SOURCE, event_id=derived_id(event.event_type, nid))
     await publish(app, Outgoing(topics.NOTIFICATIONS, envelope, partition=entry["partition"]))
-    if isinstance(event, NotificationFailed):  # set aside with the reason, for an operator
+    if isinstance(event, NotificationFailed):  # set aside with the reason, for an operator to re-drive
         log.error("notification failed: %s", event.reason, extra={"notification_id": nid,
                                                                   "incident_id": event.incident_id})
+        letter = MessageDeadLettered(
+            service=SERVICE, reason=event.reason, error_kind="notification_failed", original_topic=topics.NOTIFICATIONS,
+            original_partition=entry["partition"], original_offset=-1, original_key=nid,
+            original_value=json.dumps(entry["n"], ensure_ascii=False), failed_at=event.failed_at)
+        await publish(app, Outgoing(topics.DEAD_LETTERS, make_event(letter, source=SOURCE,
+                                                                    event_id=derived_id("dead-letter", nid))))
     _said.add(nid)
     for table in (_next_try, _attempts, _failed_channels):
         table.pop(nid, None)

@@ -3,9 +3,10 @@ unit's assignment through an HMAC-signed SMS/WhatsApp gateway, a webhook, the su
 undecided assistance request, a bad address set aside with its reason; nothing delivered twice."""
 import pytest
 
+from schemas import topics
 from services.api.auth import Role
 from tests.receivers import HttpReceiver, MailReceiver
-from tests.support import api_client, running_system, wait_for
+from tests.support import api_client, events_on, running_system, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -138,3 +139,28 @@ def test_a_bad_address_is_set_aside_with_its_reason_and_a_phone_is_the_fallback(
                           timeout=60, what="the undeliverable receipt among the failed notifications")
         assert any("550" in (n["reason"] or "") for n in failed), failed
     assert not mails_with(mail, nowhere["tracking_code"])
+    letters = wait_for(lambda: [e for e in events_on(system, topics.DEAD_LETTERS)
+                                if e.data.get("error_kind") == "notification_failed"
+                                and nowhere["tracking_code"] in (e.data.get("original_value") or "")],
+                       timeout=30, what="the undeliverable receipt among the dead letters")
+    assert "550" in letters[0].data["reason"]
+
+
+def test_mail_server_away_for_a_while_then_the_receipt_arrives(system, receivers):
+    mail, _, _ = receivers
+    mail.down()
+    try:
+        made = report(system, reporter={"name": "Dewi", "email": "dewi@warga.example"},
+                      location={"lat": SPOT[0], "lon": SPOT[1] + 0.02})
+        log = system.state_dir / "logs" / "notify.log"
+        wait_for(lambda: log.read_text().count("notification delayed") >= 2, timeout=60,
+                 what="the receipt tried and put off while the mail server is away")
+        with api(system, Role.supervisor) as supervisor:  # retried, not given up on
+            failed = [n for n in supervisor.get("/api/v1/notifications", params={"state": "failed"}).json()
+                      if n["template"] == "receipt" and "dewi" in n["recipient"]]
+            assert failed == [] and not mails_with(mail, made["tracking_code"])
+    finally:
+        mail.up()
+    arrived = wait_for(lambda: mails_with(mail, made["tracking_code"], "dewi@warga.example"), timeout=60,
+                       what="the receipt once the mail server is back")
+    assert len(arrived) == 1
