@@ -16,7 +16,7 @@ from services.streaming import Origin, Outgoing, handle_each, publish
 
 from . import domain
 from .app import SERVICE, app, directory, directory_ready, events, outbox, settings
-from .delivery import Deliverer, masked
+from .delivery import Deliverer, backoff_s, masked
 
 SOURCE = f"/spkt/{SERVICE}"
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _owned() -> set[int]:
 
 
 def _backoff(attempt: int) -> float:
-    return min(settings.notify_retry_max_s, settings.notify_retry_base_s * 2 ** max(0, attempt - 1))
+    return backoff_s(attempt, settings.notify_retry_base_s, settings.notify_retry_max_s)
 
 
 def _rate_limited(key: str, now: float) -> float | None:

@@ -73,6 +73,11 @@ class Deliverer:
             await channels.send_webhook(r.url, secret, notification_id=n.notification_id, body=message.text)
 
 
+def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:
+    """The wait before attempt `attempt + 1`: base, 2×base, 4×base … never more than cap."""
+    return min(cap_s, base_s * 2 ** max(0, attempt - 1))
+
+
 def masked(n: Notification, channel: str | None) -> str:
     """Who, without publishing a contact on the timeline: the last digits, the mail domain."""
     r = n.recipient

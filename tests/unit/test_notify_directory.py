@@ -1,4 +1,4 @@
-"""notify's directory: every reporter of an incident, merged and split ones included; units' contacts."""
+"""notify's directory (every reporter of an incident, merged and split ones included; units' contacts) and the delivery helpers (backoff, masking)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -59,3 +59,18 @@ def test_a_receipt_goes_to_the_reports_own_address_before_the_directory_knows_it
     report = received("r9", name="Andi", email="andi@warga.example")
     notes = domain.plan("report.received", report, "e-9", MemoryDirectory(), domain.NotifyRules())
     assert [(n.template, n.channels, n.recipient.email) for n in notes] == [("receipt", ("email",), "andi@warga.example")]
+
+
+def test_retries_back_off_exponentially_up_to_the_cap():
+    from services.notify.delivery import backoff_s
+
+    assert [backoff_s(n, 2.0, 300.0) for n in range(1, 11)] == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    assert backoff_s(0, 2.0, 300.0) == 2.0
+
+
+def test_contacts_are_masked_on_the_record():
+    from services.notify.delivery import masked
+
+    note = domain.plan("report.received", received("r5", phone="+6281299990005", email="x@warga.example"), "e-5",
+                       MemoryDirectory(), domain.NotifyRules())[0]
+    assert masked(note, "sms") == "…0005" and masked(note, "email") == "…@warga.example"
