@@ -20,11 +20,13 @@ topics_app = typer.Typer(help="The Kafka topic catalogue.", no_args_is_help=True
 schemas_app = typer.Typer(help="The event contracts (JSON Schema files in schemas/json).", no_args_is_help=True)
 verify_app = typer.Typer(help="Check that a record still holds (hash chains).", no_args_is_help=True)
 notify_app = typer.Typer(help="Notifications: templates.", no_args_is_help=True)
+projection_app = typer.Typer(help="The read model (the API's database).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(verify_app, name="verify")
 app.add_typer(notify_app, name="notify")
+app.add_typer(projection_app, name="projection")
 
 out = Console()
 err = Console(stderr=True)
@@ -237,6 +239,31 @@ def verify_incident(incident_id: str = typer.Argument(..., help="the incident id
                       f"{part['reason']}", highlight=False)
     if not result["valid"]:
         raise typer.Exit(1)
+
+
+# --- projection -------------------------------------------------------------------------------
+@projection_app.command("rebuild")
+def projection_rebuild(into: Optional[str] = typer.Option(
+        None, "--into", help="SQLAlchemy URL of a fresh database (default: the configured one, if empty)")) -> None:
+    """Replay every read-model topic from Kafka into a fresh database (the live projection goes on)."""
+    from services.projection.rebuild import NotEmpty, run
+
+    settings = get_settings()
+    url = into or settings.db_url
+    shown = {"at": 0.0}
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - shown["at"] > 1 or done == total:
+            shown["at"] = time.monotonic()
+            err.print(f"{done}/{total} events ({100 * done / max(1, total):.0f} %)", highlight=False)
+    try:
+        result = run(settings, url, progress)
+    except NotEmpty as exc:
+        _fail(str(exc), 2)
+    except Exception as exc:
+        _fail(f"rebuild failed: {exc}")
+    out.print(f"{result.applied} events applied, {result.skipped} skipped, {result.unreadable} unreadable, "
+              f"in {result.seconds:.1f} s into {url}", highlight=False)
 
 
 # --- notify -----------------------------------------------------------------------------------

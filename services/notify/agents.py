@@ -98,26 +98,47 @@ def _rate_limited(key: str, now: float) -> float | None:
     return 3600 - (now - sent[0])
 
 
-@app.timer(interval=0.5)
+_in_flight: set[str] = set()   # notification ids being delivered now
+# One delivery at a time per endpoint (the mail server, the gateway, each webhook): messages go
+# out in order, a worker killed has at most one message in flight per endpoint, and an endpoint
+# that is slow or away holds up only its own messages.
+_busy_endpoints: set[str] = set()
+
+
+@app.timer(interval=0.2)
 async def deliver_due() -> None:
+    await _start_due()
+
+
+async def _start_due() -> None:
+    """Start the next due delivery of each endpoint, endpoints side by side."""
     if not directory_ready.is_set():
         return  # until the directory has read what was already sent, nothing is sent again
     owned = _owned()
     now = time.monotonic()
     for nid, entry in list(outbox.items()):
-        if not entry or entry.get("partition") not in owned or nid in _said or nid in directory.done:
-            continue
-        if _next_try.get(nid, 0.0) > now:
+        if (not entry or entry.get("partition") not in owned or nid in _said or nid in directory.done
+                or nid in _in_flight or _next_try.get(nid, 0.0) > now):
             continue
         n = domain.Notification.from_json(entry["n"])
+        endpoint = deliverer.endpoint(n, _failed_channels[nid])
+        if endpoint in _busy_endpoints:
+            continue
         recipient = f"{n.recipient.kind}:{n.recipient.key}"
         if (wait := _rate_limited(recipient, now)) is not None:
             _next_try[nid] = now + wait
             continue
+        _in_flight.add(nid)
+        _busy_endpoints.add(endpoint)
+        asyncio.ensure_future(_deliver_one(nid, entry, n, recipient, endpoint))
+
+
+async def _deliver_one(nid: str, entry: dict, n: domain.Notification, recipient: str, endpoint: str) -> None:
+    try:
         _attempts[nid] += 1
         outcome = await deliverer.deliver(n, _failed_channels[nid])
         if outcome.delivered:
-            _recent[recipient].append(now)
+            _recent[recipient].append(time.monotonic())
             await _say(entry, NotificationSent(
                 notification_id=nid, incident_id=n.incident_id, template=n.template, recipient_kind=n.recipient.kind,
                 recipient=masked(n, outcome.channel), channel=outcome.channel, attempts=_attempts[nid],
@@ -129,9 +150,16 @@ async def deliver_due() -> None:
                 attempts=_attempts[nid], reason=outcome.reason or "-", permanent=outcome.permanent,
                 cause_event_id=n.event_id, failed_at=utcnow()))
         else:
-            _next_try[nid] = now + _backoff(_attempts[nid])
+            _next_try[nid] = time.monotonic() + _backoff(_attempts[nid])
             log.warning("notification delayed: %s", outcome.reason,
                         extra={"notification_id": nid, "incident_id": n.incident_id, "attempt": _attempts[nid]})
+    except Exception as exc:  # never lose it: tried again later
+        _next_try[nid] = time.monotonic() + _backoff(_attempts[nid])
+        log.exception("notification delivery error: %s", exc, extra={"notification_id": nid})
+    finally:
+        _in_flight.discard(nid)
+        _busy_endpoints.discard(endpoint)
+        asyncio.ensure_future(_start_due())  # the endpoint's next one at once, not at the next tick
 
 
 async def _say(entry: dict, event: EventData) -> None:

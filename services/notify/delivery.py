@@ -39,6 +39,13 @@ class Deliverer:
             return self.gateway is not None and bool(r.phone)
         return channel == "webhook" and bool(r.url)
 
+    def endpoint(self, n: Notification, skip: set[str]) -> str:
+        """Where the next attempt goes: the mail server, the gateway, or the webhook's URL."""
+        for channel in n.channels:
+            if channel not in skip and self.usable(n, channel):
+                return {"email": "smtp", "sms": "gateway", "whatsapp": "gateway"}.get(channel, n.recipient.url or "")
+        return "nowhere"
+
     async def deliver(self, n: Notification, skip: set[str]) -> Outcome:
         """Try the channels in order (`skip`: those that failed for good already)."""
         tried: list[str] = []

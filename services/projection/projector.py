@@ -329,9 +329,12 @@ class Projector:
         self._timeline(s, env, e.incident_id, e.recorded_by, summary)
 
     def _SceneStatusChanged(self, s: Session, env: Envelope, e: SceneStatusChanged) -> None:
+        # Closures come on another topic, read in no fixed order: the scene's own status always
+        # follows, the incident's only while it is open.
+        s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id).values(scene_status=e.status))
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id)
                   .where(t.Incident.status.not_in(("closed", "duplicate")))
-                  .values(scene_status=e.status, status=e.status, updated_at=env.time))
+                  .values(status=e.status, updated_at=env.time))
         self._tkp_record(s, env, e.incident_id, e)
         self._timeline(s, env, e.incident_id, env.source, f"Status TKP: {SCENE_WORDS.get(e.status, e.status)}")
 
