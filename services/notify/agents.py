@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections import defaultdict, deque
+from datetime import timedelta
 
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
@@ -20,7 +21,15 @@ from .delivery import Deliverer, backoff_s, masked
 
 SOURCE = f"/spkt/{SERVICE}"
 log = logging.getLogger(__name__)
-DIRECTORY_WAIT_S = 5.0
+DIRECTORY_WAIT_S = 2.0
+_caught_up_at: list = []  # when the directory first caught up (utc)
+
+
+def _fresh(envelope: Envelope) -> bool:
+    """Written after the directory caught up (less a margin for clocks): its incident may still be on its way."""
+    if not _caught_up_at:
+        _caught_up_at.append(utcnow())
+    return envelope.time >= _caught_up_at[0] - timedelta(seconds=5)
 
 
 def rules_from(s) -> domain.NotifyRules:
@@ -51,7 +60,10 @@ async def on_event(envelope: Envelope, event: EventData, origin: Origin) -> list
         return []
     await directory_ready.wait()
     incident_id = getattr(event, "incident_id", None)
-    if incident_id:  # the directory reads the same topics on its own: give it a moment to see this incident
+    if incident_id and directory.incident(incident_id) is None and _fresh(envelope):
+        # The directory reads the incidents on its own and may be a moment behind this event. An
+        # event from before it caught up needs no wait: an incident it does not know by then was
+        # never opened (a test's or a replayed event), and waiting would hold up the whole stream.
         deadline = time.monotonic() + DIRECTORY_WAIT_S
         while directory.incident(incident_id) is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

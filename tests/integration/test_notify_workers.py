@@ -49,17 +49,22 @@ def test_a_killed_notify_worker_delivers_every_notification_once(settings_for, t
             producer.flush(timeout=30)
         finally:
             producer.close()
-        wait_for(lambda: len(receipts(gateway, run)) >= BATCH // 3, timeout=90, interval=0.05,
-                 what="a third of the batch delivered")
+        def supervise() -> None:  # as supervisord does: a worker that stopped is started again
+            if workers[-1].popen.poll() is not None:
+                workers[-1].stop()
+                workers.append(Process(["run", "notify"], settings, tmp_path / f"notify-{len(workers)}.log"))
+
+        def a_third() -> bool:
+            supervise()
+            return len(receipts(gateway, run)) >= BATCH // 3
+        wait_for(a_third, timeout=90, interval=0.05, what=f"a third of the batch delivered (log: {workers[-1].log})")
         workers[-1].popen.kill()  # SIGKILL in the middle of the batch
         workers[-1].stop()
         killed_at = len(receipts(gateway, run))
         workers.append(Process(["run", "notify"], settings, tmp_path / "notify-restarted.log"))
 
         def all_delivered():
-            if workers[-1].popen.poll() is not None:  # as supervisord does: started again
-                workers[-1].stop()
-                workers.append(Process(["run", "notify"], settings, tmp_path / f"notify-{len(workers)}.log"))
+            supervise()
             return len(receipts(gateway, run)) == BATCH
         wait_for(all_delivered, timeout=180, interval=0.5, what=f"all {BATCH} receipts at the gateway")
         counts = receipts(gateway, run)
