@@ -4,7 +4,9 @@ Response models live with the API routes; these are storage.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from datetime import timezone
@@ -361,19 +363,60 @@ def make_engine(url: str) -> Engine:
 def prepare(url: str) -> sessionmaker:
     """An engine with the schema in place, and its session factory."""
     if url.startswith("sqlite:///"):
-        from pathlib import Path
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    _check_columns(engine, url)
+    migrate(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (services/projection/migrations).
+
+    A database made before there were migrations (tables, no alembic_version) is checked against
+    the models and stamped when it matches; processes starting at once take turns (a lock)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect, text
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with _one_at_a_time(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(7411)"))  # the API and the projection start together
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if tables and "alembic_version" not in tables:
+            _check_columns(connection, engine.url)
+            command.stamp(config, "head")
+        else:
+            command.upgrade(config, "head")
+
+
+@contextmanager
+def _one_at_a_time(engine: Engine):
+    """SQLite runs DDL outside transactions: processes migrating one file take turns on a lock file."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class OutdatedReadModel(RuntimeError):
     """The database was made by an older version (there are no migrations yet)."""
 
 
-def _check_columns(engine: Engine, url: str) -> None:
+def _check_columns(engine, url) -> None:
     """create_all adds missing tables, never missing columns: say so plainly instead of failing on
     the first write. The read model is a projection of Kafka, so a fresh one loses nothing."""
     from sqlalchemy import inspect
@@ -384,6 +427,6 @@ def _check_columns(engine: Engine, url: str) -> None:
                if column.name not in {c["name"] for c in inspector.get_columns(table.name)}]
     if missing:
         raise OutdatedReadModel(
-            f"the read model at {engine.url.render_as_string(hide_password=True)} was made by an older version "
+            f"the read model at {url.render_as_string(hide_password=True)} was made by an older version "
             f"(missing: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); it is rebuilt from Kafka: "
             "remove it (SQLite: delete the file) and start again")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 from schemas.events import (
     CloseIncident, IncidentOpened, Location, LpRegistered, RecordSceneStep, RegisterEvidence, TransferCustody,
@@ -127,9 +127,33 @@ def test_an_edited_or_reordered_timeline_entry_is_found(sessions):
 def test_a_database_from_an_older_version_is_named_not_written_to(database_url):
     made = t.prepare(database_url)
     engine = made.kw["bind"]
-    with engine.begin() as conn:  # as if made before the timeline was chained
+    with engine.begin() as conn:  # as if made by create_all before the timeline was chained (no migrations yet)
         conn.exec_driver_sql("DROP INDEX ix_timeline_seq")
         conn.exec_driver_sql("ALTER TABLE timeline DROP COLUMN seq")
+        conn.exec_driver_sql("DROP TABLE alembic_version")
     engine.dispose()
     with pytest.raises(t.OutdatedReadModel, match="timeline.seq"):
         t.prepare(database_url)
+
+
+def test_a_database_from_before_migrations_that_matches_is_stamped(database_url):
+    made = t.prepare(database_url)
+    engine = made.kw["bind"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+    engine.dispose()
+    again = t.prepare(database_url)
+    with again() as s:
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    again.kw["bind"].dispose()
+
+
+def test_the_migrations_make_exactly_the_models_schema(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    made = t.prepare(database_url)
+    with made.kw["bind"].connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), t.Base.metadata)
+    made.kw["bind"].dispose()
+    assert diff == [], "models changed without a migration: alembic revision --autogenerate (see README)"
