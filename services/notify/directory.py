@@ -6,6 +6,8 @@ partition their report came through, and a merged incident's reporters stay atta
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from schemas.events import (
     EventData, IncidentMerged, IncidentOpened, IncidentSplit, LpRegistered, NotificationFailed, NotificationSent,
     ReportAttached, ReportReceived, UnitRegistered, UnitStatusChanged,
@@ -14,6 +16,7 @@ from schemas.events import (
 from .domain import IncidentFacts, ReporterContact, UnitContact
 
 OFF_DUTY = frozenset({"off_duty", "out_of_service"})
+DONE_KEPT = timedelta(days=7)
 
 
 class MemoryDirectory:
@@ -25,8 +28,9 @@ class MemoryDirectory:
         self._incidents: dict[str, IncidentFacts] = {}
         self._units: dict[str, UnitContact] = {}
         # Notifications already sent or given up on (from spkt.notifications): a worker that
-        # starts again never delivers one of these a second time.
-        self.done: set[str] = set()
+        # starts again never delivers one of these a second time. Kept for DONE_KEPT: an outbox
+        # entry is delivered or given up on within hours, so older ids can never be asked about.
+        self.done: dict[str, datetime] = {}
 
     # --- reads (domain.Directory) -----------------------------------------------------------
     def reporter(self, report_id: str) -> ReporterContact | None:
@@ -44,7 +48,10 @@ class MemoryDirectory:
     # --- what the topics say ----------------------------------------------------------------
     def apply(self, event: EventData) -> None:
         if isinstance(event, (NotificationSent, NotificationFailed)):
-            self.done.add(event.notification_id)
+            at = event.sent_at if isinstance(event, NotificationSent) else event.failed_at
+            self.done[event.notification_id] = at
+            if len(self.done) % 10_000 == 0:
+                self._forget_done_before(at - DONE_KEPT)
         elif isinstance(event, ReportReceived):
             r = event.reporter
             self._reporters[event.report_id] = ReporterContact(
@@ -74,6 +81,10 @@ class MemoryDirectory:
                                                      on_duty=held.on_duty if held else True)
         elif isinstance(event, UnitStatusChanged) and (held := self._units.get(event.unit_id)) is not None:
             self._units[event.unit_id] = UnitContact(**{**held.__dict__, "on_duty": event.status not in OFF_DUTY})
+
+    def _forget_done_before(self, cutoff: datetime) -> None:
+        for nid in [nid for nid, at in self.done.items() if at < cutoff]:
+            del self.done[nid]
 
     def _link(self, incident_id: str, *report_ids: str) -> None:
         linked = self._incident_reports.setdefault(incident_id, [])

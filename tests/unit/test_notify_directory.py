@@ -74,3 +74,19 @@ def test_contacts_are_masked_on_the_record():
     note = domain.plan("report.received", received("r5", phone="+6281299990005", email="x@warga.example"), "e-5",
                        MemoryDirectory(), domain.NotifyRules())[0]
     assert masked(note, "sms") == "…0005" and masked(note, "email") == "…@warga.example"
+
+
+def test_what_was_sent_is_remembered_for_a_week_not_forever():
+    from datetime import timedelta
+
+    from services.notify.directory import DONE_KEPT
+
+    d = MemoryDirectory()
+    old = T0 - DONE_KEPT - timedelta(days=1)
+    for n in range(9_999):
+        d.apply(NotificationSent(notification_id=f"old-{n}", template="receipt", recipient_kind="reporter",
+                                 recipient="…1", channel="sms", attempts=1, cause_event_id="e", sent_at=old))
+    assert len(d.done) == 9_999
+    d.apply(NotificationSent(notification_id="new", template="receipt", recipient_kind="reporter", recipient="…1",
+                             channel="sms", attempts=1, cause_event_id="e", sent_at=T0))
+    assert list(d.done) == ["new"]

@@ -151,13 +151,19 @@ def test_closure_with_an_lp_waits_for_intakes_number_then_starts_the_legal_clock
     assert records.on_incident_event(scene, lp, later) == []  # the same LP again changes nothing
 
 
-def test_overdue_letters_are_said_once_each():
+def closed_with_an_lp() -> dict:
+    """A homicide scene, complete, closed with LP B (the number back from intake)."""
     scene, _ = scene_with_homicide()
     complete_homicide(scene)
     records.on_command(scene, close("lp_made", "B"), T0)
     records.on_incident_event(scene, LpRegistered(
         lp_number="LP/B/1/XI/2026/SPKT/X", model="B", office="X", sequence=1, year=2026, report_id="rep-1",
         registered_at=T0, incident_id=INC, command_id="cmd-close-1"), T0)
+    return scene
+
+
+def test_overdue_letters_are_said_once_each():
+    scene = closed_with_an_lp()
     assert records.overdue_letters(scene, T0 + timedelta(days=2)) == []
     late = records.overdue_letters(scene, T0 + timedelta(days=3, minutes=1))
     assert [x.key for x in late] == ["sp2hp-a1"]
@@ -178,12 +184,7 @@ def test_close_without_lp_and_reopen_are_chained():
 
 
 def test_a_letter_sent_meets_its_deadline_and_is_chained():
-    scene, _ = scene_with_homicide()
-    complete_homicide(scene)
-    records.on_command(scene, close("lp_made", "B"), T0)
-    records.on_incident_event(scene, LpRegistered(
-        lp_number="LP/B/2/XI/2026/SPKT/X", model="B", office="X", sequence=2, year=2026, report_id="rep-1",
-        registered_at=T0, incident_id=INC, command_id="cmd-close-1"), T0)
+    scene = closed_with_an_lp()
     letter = RecordLetter(command_id="cmd-letter", incident_id=INC, key="sp2hp-a1", reference="B/1/XI/2026",
                           sent_by="penyidik", sent_at=T0 + timedelta(days=2))
     sent = records.on_command(scene, letter, T0)
