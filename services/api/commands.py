@@ -12,15 +12,18 @@ import json
 import time
 import uuid
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
+from schemas.registry import make_event
 from services.projection import tables as t
 
 from .auth import Principal
+from .models import CommandPending
 from .publisher import BrokerUnavailable, Publisher
 
 POLL_S = 0.02
@@ -70,6 +73,29 @@ async def await_outcome(sessions: sessionmaker, command_id_: str, part: str, wai
 def raise_if_rejected(found: t.CommandOutcome) -> None:
     if not found.accepted:
         raise HTTPException(status.HTTP_409_CONFLICT, found.reason or "Perintah ditolak")
+
+
+async def publish_and_answer(request: Request, publisher, settings, command, part: str, answer,
+                             created: bool = False, topic: str = topics.UNIT_COMMANDS, location: str | None = None):
+    """Publish a command and answer with its outcome: 200/201, 409 with the reason, or 202.
+
+    `part` is the event type answered with; `answer` makes the response from that event's result;
+    `location` is where to look when the outcome is not known within the wait (202)."""
+    sessions = request.app.state.sessions
+    found = outcome_of(sessions, command.command_id)  # a retry with the same key: the first answer
+    if not decided(found, part):
+        if found is None:
+            event = make_event(command, source="/spkt/api", event_id=command.command_id)
+            await publish(publisher, topic, event)
+        found = await await_outcome(sessions, command.command_id, part, settings.command_wait_s)
+    if found is None:
+        body = CommandPending(command_id=command.command_id,
+                              detail="Perintah tercatat; hasilnya belum diketahui, lihat statusnya")
+        return JSONResponse(body.model_dump(), status_code=202,
+                            headers={"Location": location or f"/api/v1/units/{command.unit_id}"})
+    raise_if_rejected(found)
+    result = answer(found.result[part])
+    return JSONResponse(result.model_dump(mode="json"), status_code=201 if created else 200)
 
 
 # --- Idempotency-Key: a repeat gets the first answer and records nothing new ----------------------

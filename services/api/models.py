@@ -8,9 +8,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from schemas.events import Candidate, Channel, Exclusion, Location, Reporter, UnitKind, UnitStatus
 
-from .validation import check_nik, normalise_phone
+from services.contacts import EMAIL_PATTERN as EMAIL, normalise_phone
 
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+from .validation import check_nik
 
 
 class ReporterIn(BaseModel):

@@ -22,14 +22,16 @@ from .delivery import Deliverer, backoff_s, masked
 SOURCE = f"/spkt/{SERVICE}"
 log = logging.getLogger(__name__)
 DIRECTORY_WAIT_S = 2.0
-_caught_up_at: list = []  # when the directory first caught up (utc)
+CLOCK_MARGIN = timedelta(seconds=5)
+_caught_up_at = None  # when this worker's directory had read all there was at its start
 
 
 def _fresh(envelope: Envelope) -> bool:
     """Written after the directory caught up (less a margin for clocks): its incident may still be on its way."""
-    if not _caught_up_at:
-        _caught_up_at.append(utcnow())
-    return envelope.time >= _caught_up_at[0] - timedelta(seconds=5)
+    global _caught_up_at
+    if _caught_up_at is None:
+        _caught_up_at = utcnow()
+    return envelope.time >= _caught_up_at - CLOCK_MARGIN
 
 
 def rules_from(s) -> domain.NotifyRules:

@@ -22,7 +22,6 @@ Principles:
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -30,6 +29,7 @@ from types import MappingProxyType
 from typing import Literal, Protocol
 
 from schemas.envelope import derived_id
+from services.contacts import is_email, normalise_phone
 from schemas.events import (
     AssignmentUnacknowledged, AssistanceDecided, AssistanceEscalated, DutyCheckInMissed, EventData,
     IncidentClosed, IncidentOpened, LegalDeadlineOverdue, LetterSent, ReportReceived, SttlpIssued,
@@ -278,37 +278,21 @@ class NotifyRules:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-_PHONE_NOISE = re.compile(r"[\s\-().]")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
 def e164(phone: str | None) -> str | None:
     """+62... from how Indonesians write numbers (0812..., 62812..., +62 812-...); None when unusable.
 
     A gateway refuses a number without its country code, and reports from the street come in
     every form; a number we cannot read is no channel rather than a failed send.
     """
-    if not phone:
+    try:
+        return normalise_phone(phone) if phone else None
+    except ValueError:
         return None
-    raw = _PHONE_NOISE.sub("", phone.strip())
-    if raw.startswith("+"):
-        body = raw[1:]
-    elif raw.startswith("00"):
-        body = raw[2:]
-    elif raw.startswith("0"):
-        body = "62" + raw[1:]
-    elif raw.startswith("62"):
-        body = raw
-    else:
-        return None
-    if not body.isdigit() or not 8 <= len(body) <= 15:
-        return None
-    return "+" + body
 
 
 def usable_email(email: str | None) -> str | None:
     email = (email or "").strip()
-    return email if _EMAIL.fullmatch(email) else None
+    return email if is_email(email) else None
 
 
 def channels_for(order: Iterable[str], recipient: Recipient) -> tuple[str, ...]:
@@ -618,24 +602,3 @@ def plan(event_type: str, event: EventData, event_id: str, directory: Directory,
             seen.add(note.notification_id)
             out.append(note)
     return out
-
-
-class _NoDirectory:
-    def reporter(self, report_id: str) -> ReporterContact | None:
-        return None
-
-    def reporters_of(self, incident_id: str) -> list[ReporterContact]:
-        return []
-
-    def incident(self, incident_id: str) -> IncidentFacts | None:
-        return None
-
-    def unit(self, unit_id: str) -> UnitContact | None:
-        return None
-
-
-def receipt(event_id: str, report: ReportReceived) -> Notification | None:
-    """The reporter's receipt, for services/notify/agents.py until it calls `plan`; None when
-    there is nobody to tell."""
-    notes = _receipt(report, event_id, _NoDirectory(), NotifyRules())
-    return notes[0] if notes else None

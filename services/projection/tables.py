@@ -416,12 +416,12 @@ class OutdatedReadModel(RuntimeError):
     """The database was made by an older version (there are no migrations yet)."""
 
 
-def _check_columns(engine, url) -> None:
+def _check_columns(bind, url) -> None:
     """create_all adds missing tables, never missing columns: say so plainly instead of failing on
     the first write. The read model is a projection of Kafka, so a fresh one loses nothing."""
     from sqlalchemy import inspect
 
-    inspector = inspect(engine)
+    inspector = inspect(bind)
     missing = [f"{table.name}.{column.name}" for table in Base.metadata.sorted_tables
                for column in table.columns
                if column.name not in {c["name"] for c in inspector.get_columns(table.name)}]

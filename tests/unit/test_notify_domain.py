@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from services.notify.directory import MemoryDirectory
+
 from schemas.envelope import derived_id
 from schemas.events import (
     AssignmentUnacknowledged, AssistanceDecided, AssistanceEscalated, DutyCheckInMissed, IncidentClosed,
@@ -371,11 +373,14 @@ def test_phone_numbers_are_read_as_indonesians_write_them(raw, phone):
     assert notify.e164(raw) == phone
 
 
-def test_the_receipt_helper_of_the_old_worker_still_answers(report):
-    note = notify.receipt("e-1", report)
-    assert note == notify.receipt("e-1", report) and note.template == "receipt"
+def test_the_receipt_needs_no_directory(report):
+    def receipt(event_id, r):
+        notes = notify.plan("report.received", r, event_id, MemoryDirectory(), NotifyRules())
+        return notes[0] if notes else None
+    note = receipt("e-1", report)
+    assert note == receipt("e-1", report) and note.template == "receipt"
     assert note.recipient.phone == "+6281234567890" and note.context["tracking_code"] == report.tracking_code
-    assert notify.receipt("e-1", report.model_copy(update={"reporter": Reporter()})) is None
+    assert receipt("e-1", report.model_copy(update={"reporter": Reporter()})) is None
 
 
 def test_unrelated_events_plan_nothing(directory):

@@ -3,7 +3,8 @@ import pytest
 from pydantic import ValidationError
 
 from services.api.models import ReportIn
-from services.api.validation import check_nik, indonesian, normalise_phone
+from services.api.validation import check_nik, indonesian
+from services.contacts import normalise_phone
 
 
 @pytest.mark.parametrize("raw, e164", [

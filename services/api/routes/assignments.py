@@ -28,7 +28,7 @@ from ..models import (
     IntervalsOut, RelocateIn,
 )
 from .incidents import NOT_FOUND, _open_incident
-from .units import _decided, _unit
+from .units import _unit
 
 router = APIRouter(tags=["assignments"])
 ASSIGNMENT_NOT_FOUND = "Penugasan tidak ditemukan"
@@ -48,7 +48,7 @@ async def assign_unit(incident_id: str, body: AssignIn, request: Request, princi
     command_id = commands.command_id(principal, idempotency_key, "assign", incident_id)
     command = AssignUnit(command_id=command_id, unit_id=body.unit_id, incident_id=incident_id,
                          requested_by=principal.sub, requested_at=utcnow(), override_reason=body.override_reason)
-    return await _decided(request, publisher, settings, command, "unit.assigned",
+    return await commands.publish_and_answer(request, publisher, settings, command, "unit.assigned",
                           lambda part: AssignmentCreated(assignment_id=part["assignment_id"], unit_id=part["unit_id"],
                                                          status=part["status"]),
                           created=True)
@@ -70,7 +70,7 @@ async def _answer(assignment_id: str, accept: bool, reason: str | None, request:
     command = RespondToAssignment(command_id=command_id, unit_id=found.unit_id, assignment_id=assignment_id,
                                   accept=accept, reason=reason, requested_by=principal.sub, requested_at=utcnow())
     part = "assignment.acknowledged" if accept else "assignment.declined"
-    return await _decided(request, publisher, settings, command, part,
+    return await commands.publish_and_answer(request, publisher, settings, command, part,
                           lambda _: AssignmentAnswerOut(assignment_id=assignment_id, unit_id=found.unit_id,
                                                         status="accepted" if accept else "declined"))
 

@@ -33,7 +33,6 @@ from ..models import (
     EvidenceIn, EvidenceOut, LetterIn, LetterOut, ReopenedOut, ReopenIn, SceneStepIn, SceneStepOut,
 )
 from .incidents import NOT_FOUND, _open_incident, _visible_incident
-from .units import _decided
 
 router = APIRouter(tags=["tkp"])
 EVIDENCE_NOT_FOUND = "Barang bukti tidak ditemukan"
@@ -57,7 +56,7 @@ async def _step(phase: str, incident_id: str, body: SceneStepIn, request: Reques
     command = RecordSceneStep(command_id=command_id, incident_id=incident_id, phase=phase, step=body.step,
                               note=body.note, position=GeoPoint(**body.position.model_dump()) if body.position else None,
                               unit_id=principal.unit_id, recorded_by=_actor(principal), recorded_at=utcnow())
-    return await _decided(request, publisher, settings, command, "scene.step-recorded",
+    return await commands.publish_and_answer(request, publisher, settings, command, "scene.step-recorded",
                           lambda part: SceneStepOut(**part), created=True,
                           topic=topics.COMMANDS, location=f"/api/v1/incidents/{incident_id}")
 
@@ -100,7 +99,7 @@ async def register_evidence(incident_id: str, body: EvidenceIn, request: Request
                                found_at=GeoPoint(**body.found_at.model_dump()) if body.found_at else None,
                                found_where=body.found_where, media=body.media, collected_by=_actor(principal),
                                collected_at=utcnow())
-    return await _decided(request, publisher, settings, command, "evidence.registered",
+    return await commands.publish_and_answer(request, publisher, settings, command, "evidence.registered",
                           lambda part: EvidenceCreated(evidence_id=part["evidence_id"], seal_number=part["seal_number"]),
                           created=True, topic=topics.COMMANDS, location=f"/api/v1/evidence/{evidence_id}")
 
@@ -141,7 +140,7 @@ async def transfer_custody(evidence_id: str, body: CustodyIn, request: Request, 
     command_id = commands.command_id(principal, idempotency_key, "custody", evidence_id)
     command = TransferCustody(command_id=command_id, incident_id=item.incident_id, evidence_id=evidence_id,
                               to=body.to, reason=body.reason, by=_actor(principal), at=utcnow())
-    return await _decided(request, publisher, settings, command, "evidence.custody-transferred",
+    return await commands.publish_and_answer(request, publisher, settings, command, "evidence.custody-transferred",
                           lambda part: CustodyOut(evidence_id=evidence_id, sequence=part["sequence"],
                                                   from_holder=part["from"], to=part["to"], at=part["at"],
                                                   reason=body.reason, by=_actor(principal)),
@@ -159,7 +158,7 @@ async def correct_evidence(evidence_id: str, body: CorrectionIn, request: Reques
     command_id = commands.command_id(principal, idempotency_key, "correct", evidence_id)
     command = CorrectEvidence(command_id=command_id, incident_id=item.incident_id, evidence_id=evidence_id,
                               changes=body.changes, reason=body.reason, by=_actor(principal), at=utcnow())
-    return await _decided(request, publisher, settings, command, "evidence.corrected",
+    return await commands.publish_and_answer(request, publisher, settings, command, "evidence.corrected",
                           lambda part: CorrectionOut(evidence_id=evidence_id), created=True, topic=topics.COMMANDS,
                           location=f"/api/v1/evidence/{evidence_id}")
 
@@ -174,7 +173,7 @@ async def record_letter(incident_id: str, body: LetterIn, request: Request, prin
     command_id = commands.command_id(principal, idempotency_key, "letter", incident_id)
     command = RecordLetter(command_id=command_id, incident_id=incident_id, key=body.key, reference=body.reference,
                            sent_by=principal.sub, sent_at=utcnow())
-    return await _decided(request, publisher, settings, command, "legal.letter-sent",
+    return await commands.publish_and_answer(request, publisher, settings, command, "legal.letter-sent",
                           lambda part: LetterOut(**part), created=True, topic=topics.COMMANDS,
                           location=f"/api/v1/incidents/{incident_id}")
 
@@ -218,7 +217,7 @@ async def close_incident(incident_id: str, body: CloseIn, request: Request, prin
                             lp_model=body.lp.model if body.lp else None, difficulty=body.difficulty,
                             report_id=first_report if body.lp and body.lp.model == "B" else None,
                             closed_by=principal.sub, requested_at=utcnow())
-    return await _decided(request, publisher, settings, command, "incident.closed",
+    return await commands.publish_and_answer(request, publisher, settings, command, "incident.closed",
                           lambda part: ClosedOut(**part), topic=topics.COMMANDS,
                           location=f"/api/v1/incidents/{incident_id}")
 
@@ -233,7 +232,7 @@ async def reopen_incident(incident_id: str, body: ReopenIn, request: Request, pr
     command_id = commands.command_id(principal, idempotency_key, "reopen", incident_id)
     command = ReopenIncident(command_id=command_id, incident_id=incident_id, reason=body.reason,
                              reopened_by=principal.sub, requested_at=utcnow())
-    return await _decided(request, publisher, settings, command, "incident.reopened",
+    return await commands.publish_and_answer(request, publisher, settings, command, "incident.reopened",
                           lambda part: ReopenedOut(incident_id=incident_id), topic=topics.COMMANDS,
                           location=f"/api/v1/incidents/{incident_id}")
 

@@ -105,31 +105,8 @@ async def change_status(unit_id: str, body: UnitStatusIn, request: Request, prin
     command = ChangeUnitStatus(command_id=command_id, unit_id=unit_id, status=body.status,
                                incident_id=body.incident_id, requested_by=principal.sub, requested_at=utcnow(),
                                reason=body.reason)
-    return await _decided(request, publisher, settings, command, "unit.status-changed",
+    return await commands.publish_and_answer(request, publisher, settings, command, "unit.status-changed",
                           lambda part: UnitStatusOut(**part))
-
-
-async def _decided(request: Request, publisher, settings, command, part: str, answer, created: bool = False,
-                   topic: str = topics.UNIT_COMMANDS, location: str | None = None):
-    """Publish a command and answer with its outcome: 200/201, 409 with the reason, or 202.
-
-    `part` is the event type answered with; `answer` makes the response from that event's result;
-    `location` is where to look when the outcome is not known within the wait (202)."""
-    sessions = request.app.state.sessions
-    found = commands.outcome_of(sessions, command.command_id)  # a retry with the same key: the first answer
-    if not commands.decided(found, part):
-        if found is None:
-            event = make_event(command, source="/spkt/api", event_id=command.command_id)
-            await commands.publish(publisher, topic, event)
-        found = await commands.await_outcome(sessions, command.command_id, part, settings.command_wait_s)
-    if found is None:
-        body = CommandPending(command_id=command.command_id,
-                              detail="Perintah tercatat; hasilnya belum diketahui, lihat statusnya")
-        return JSONResponse(body.model_dump(), status_code=202,
-                            headers={"Location": location or f"/api/v1/units/{command.unit_id}"})
-    commands.raise_if_rejected(found)
-    result = answer(found.result[part])
-    return JSONResponse(result.model_dump(mode="json"), status_code=201 if created else 200)
 
 
 @router.post("/{unit_id}/position", status_code=202, response_model=PositionAccepted,
