@@ -240,6 +240,17 @@ class Jurisdictions:
         s = self.station(code)
         return s.station_id if s.level == "polda" else self._polda_of[self.polres_of(code)]
 
+    def within(self, code: str) -> frozenset[str]:
+        """Every station code at or under `code` (a Polda holds its Polres and their Polsek)."""
+        top = self.station(code)
+        inside = {top.station_id}
+        for s in self._stations.values():
+            if s.level == "polsek" and (s.parent == code or self._polda_of.get(s.parent or "") == code):
+                inside.add(s.station_id)
+            elif s.level == "polres" and self._polda_of.get(s.station_id) == code:
+                inside.add(s.station_id)
+        return frozenset(inside)
+
     def jurisdiction(self, code: str, *, method: Literal["polygon", "nearest_station"] = "polygon",
                      distance_m: float | None = None) -> Jurisdiction:
         """The jurisdiction of a known Polsek or Polres code."""

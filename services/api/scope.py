@@ -1,0 +1,37 @@
+"""What a token's jurisdiction lets it see: the station it names and every station under it.
+
+A token without a jurisdiction (an admin, a national desk) sees everything. A command center or
+dispatcher token for a Polres sees that Polres and its Polsek; one for the Polda sees them all.
+"""
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+
+from services.intake.setup import jurisdictions
+from spkt.settings import Settings
+
+from .auth import Principal
+
+OUT_OF_SCOPE = "Di luar wilayah hukum token Anda"
+
+
+def stations_within(settings: Settings, code: str | None) -> frozenset[str] | None:
+    """The station codes at or under `code`; None means no limit."""
+    if not code:
+        return None
+    boundaries = str(settings.boundaries_file) if settings.boundaries_file else None
+    try:
+        return jurisdictions(str(settings.city), boundaries).within(code)
+    except KeyError:  # a code the city file does not know: only exactly that code
+        return frozenset({code})
+
+
+def visible_to(principal: Principal, settings: Settings) -> frozenset[str] | None:
+    return stations_within(settings, principal.jurisdiction)
+
+
+def check_in_scope(principal: Principal, settings: Settings, jurisdiction: str | None) -> None:
+    """403 when the thing's jurisdiction lies outside the token's."""
+    allowed = visible_to(principal, settings)
+    if allowed is not None and jurisdiction not in allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
