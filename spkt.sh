@@ -20,6 +20,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# The consoles' map library (Leaflet, from npm; no CDN at run time), when its lock file changed.
+console="$here/services/api/console"
+console_stamp="$console/node_modules/.spkt-installed"
+if [ ! -f "$console_stamp" ] || [ "$console/package-lock.json" -nt "$console_stamp" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "spkt: installing the consoles' map library (npm ci)" >&2
+    if npm ci --prefix "$console" --no-audit --no-fund --silent >&2; then
+      touch "$console_stamp"
+    else
+      echo "spkt: warning: npm ci failed; the consoles work but show no map until it succeeds" >&2
+    fi
+  else
+    echo "spkt: warning: npm not found; the consoles' map needs it (apt-get install npm), the rest runs" >&2
+  fi
+fi
+
 if [ "${1:-}" = "test" ]; then
   shift
   cd "$here"

@@ -220,6 +220,19 @@ class AssistanceDecided(EventData):
     decided_at: AwareDatetime
 
 
+class IncidentMarkedShareable(EventData):
+    """An officer let the public tracker show the progress of a sensitive incident (children,
+    sexual offences, domestic violence show nothing beyond "received" until then)."""
+
+    event_type = "incident.marked-shareable"
+    subject_field = "incident_id"
+
+    incident_id: str
+    marked_by: str
+    marked_at: AwareDatetime
+    reason: str | None = None
+
+
 class AssistanceEscalated(EventData):
     """A declined or undecided assistance request, put before the supervisor."""
 
@@ -877,6 +890,7 @@ class NotificationFailed(EventData):
 
 
 ALL_EVENTS: tuple[type[EventData], ...] = (
+    IncidentMarkedShareable,
     ReportReceived,
     IncidentOpened,
     DispatchRecommended,

@@ -57,10 +57,11 @@ async def _follow_once(settings: Settings, name: str, from_beginning: tuple[str,
         for topic, tps in windowed.items():
             since_ms = int((time.time() - recent[topic]) * 1000)
             found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+            quiet = [tp for tp in tps if found.get(tp) is None]
+            if quiet:  # in one request: one call per partition waits for each answer in turn
+                await consumer.seek_to_end(*quiet)
             for tp in tps:
-                if found.get(tp) is None:
-                    await consumer.seek_to_end(tp)
-                else:
+                if found.get(tp) is not None:
                     consumer.seek(tp, found[tp].offset)
         ends = await consumer.end_offsets(parts)
         pending = {tp: end for tp, end in ends.items() if end > await consumer.position(tp)}

@@ -66,6 +66,12 @@ def up(
     out.print(f"  Kafka      {settings.bootstrap}", highlight=False)
     out.print(f"  Read model {settings.db_url}", highlight=False)
     out.print(f"  Logs       {stack.log_dir}", highlight=False)
+    from services.api.auth import Role, mint
+
+    console_token = mint(settings, sub="console", role=Role.dispatcher, ttl_s=12 * 3600)
+    out.print(f"  Console    {settings.api_url}/console/#token={console_token}", highlight=False)
+    out.print(f"  Field unit {settings.api_url}/console/unit   (token: ./spkt.sh token --role field_unit --unit ID)",
+              highlight=False)
     out.print("  A token:   ./spkt.sh token --role dispatcher", highlight=False)
     if demo:
         out.print("  Demo:      Jakarta units move and reports arrive; see GET /api/v1/units", highlight=False)

@@ -25,7 +25,9 @@ def run(name: str) -> None:
         from services.api.main import create_app
 
         uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                    log_config=logging_config("api", settings.log_level), access_log=False)
+                    log_config=logging_config("api", settings.log_level), access_log=False,
+                    # Live-feed streams never end by themselves: without a bound, stopping waits forever.
+                    timeout_graceful_shutdown=5)
     elif name == "demo":
         from spkt.demo import flow
 

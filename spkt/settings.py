@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(default=8 * 3600, description="Default lifetime of a token from `spkt token`.")
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
     ack_timeout_s: float = Field(default=10.0, description="How long the API waits for the broker's acknowledgement.")
+    live_buffer_events: int = Field(
+        default=20_000, ge=1, description="Recent events the API keeps for live-stream clients resuming with Last-Event-ID.")
+    live_client_queue: int = Field(
+        default=1_000, ge=1, description="Live-stream messages waiting for one client; a client this far behind is dropped.")
+    live_positions_per_unit_per_s: float = Field(
+        default=2.0, ge=0, description="GPS updates per unit per second sent to one live-stream client (0: all).")
+    live_heartbeat_s: float = Field(
+        default=15.0, gt=0, description="Seconds between keepalive comments on an idle live stream.")
+    live_window_s: float = Field(
+        default=300.0, ge=0, description="How far back the API reads the topics at start to fill the live-stream buffer.")
+    map_tile_url: str | None = Field(
+        default=None,
+        description="Map tiles of the consoles, e.g. https://tiles.example/{z}/{x}/{y}.png; unset: no base map "
+                    "(positions over the jurisdiction outlines).")
 
     # --- intake ---------------------------------------------------------------------------
     city_file: Path | None = Field(
@@ -77,6 +91,8 @@ class Settings(BaseSettings):
     assistance_decision_s: float = Field(default=900.0, description="Time to decide a request for assistance.")
     caller_limit_per_minute: int = Field(default=5, description="Reports a minute accepted from one caller number.")
     token_limit_per_minute: int = Field(default=120, description="Writes a minute accepted from one token.")
+    public_limit_per_minute: int = Field(default=60, description=(
+        "Public tracker look-ups a minute from one client address (429 beyond; slows guessing of codes)."))
 
     # --- dispatch ---------------------------------------------------------------------------
     recommend_candidates: int = Field(default=3, description="How many units a recommendation lists.")

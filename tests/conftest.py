@@ -1,6 +1,8 @@
 """Shared fixtures. Integration and end-to-end fixtures live in their own conftest files."""
 from datetime import datetime, timezone
 
+from contextlib import contextmanager
+
 import pytest
 
 from schemas.events import Location, ReportReceived, Reporter
@@ -72,8 +74,16 @@ def _postgres_admin_url() -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     """Each read-model test runs on SQLite and on PostgreSQL (a database made and dropped for it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'read-model.db'}"
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(kind: str, folder):
+    """A new, empty read-model database: a SQLite file in `folder`, or a PostgreSQL database made
+    for the caller and dropped after it."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'read-model.db'}"
         return
     import os
     import uuid

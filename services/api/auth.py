@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Annotated, Callable
 
@@ -31,6 +31,8 @@ class Principal:
     role: Role
     unit_id: str | None = None
     jurisdiction: str | None = None
+    stations: frozenset[str] | None = None
+    """The station codes the token's jurisdiction covers (None: everywhere); set by the API."""
 
 
 def mint(settings: Settings, *, sub: str, role: Role, unit_id: str | None = None,
@@ -72,9 +74,11 @@ def current_principal(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Token tidak ada: kirim Authorization: Bearer <token>",
                             headers=_CHALLENGE)
     try:
-        return verify(settings, credentials.credentials)
+        principal = verify(settings, credentials.credentials)
     except ValueError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"Token tidak sah ({exc})", headers=_CHALLENGE) from None
+    from .scope import stations_within  # scope reads the city file; auth stays importable without it
+    return replace(principal, stations=stations_within(settings, principal.jurisdiction))
 
 
 def allow(*roles: Role) -> Callable[..., Principal]:

@@ -14,11 +14,15 @@ from spkt.settings import Settings, get_settings
 from .limits import RateLimiter
 from .metrics import REQUEST_SECONDS
 from .publisher import Publisher
-from .routes import assignments, duties, health, incidents, notifications, reports, scene, units
+from .routes import assignments, board, duties, health, incidents, notifications, reports, scene, track, units
+from .routes import console
+from .routes import stream
+from .live import LiveHub
 from .validation import validation_error_handler
 
 ROUTERS = (health.router, reports.router, incidents.router, incidents.escalations_router, units.router,
-           assignments.router, scene.router, duties.router, notifications.router)
+           assignments.router, scene.router, duties.router, notifications.router,
+           board.router, track.router, console.router, stream.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,9 +33,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessions = prepare(settings.db_url)
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
+        # The live stream's reader retries in the background: a broker that is away does not stop the API.
+        app.state.live = LiveHub(settings, sessions=app.state.sessions)
+        await app.state.live.start()
         try:
             yield
         finally:
+            await app.state.live.stop()
             await app.state.publisher.stop()
             app.state.sessions.kw["bind"].dispose()
 
@@ -40,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.caller_limiter = RateLimiter(settings.caller_limit_per_minute)
     app.state.token_limiter = RateLimiter(settings.token_limit_per_minute)
+    app.state.public_limiter = RateLimiter(settings.public_limit_per_minute)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
 
     @app.middleware("http")

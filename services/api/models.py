@@ -147,13 +147,13 @@ class CategoryOut(BaseModel):
 
 
 class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"into": "inc-5c21e0", "reason": "Laporan tentang kebakaran yang sama di Pasar Minggu"}]})
     into: str = Field(min_length=1, max_length=64, description="The incident that remains")
     reason: str | None = Field(default=None, max_length=500)
 
 
 class SplitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"report_id": "rep-91ab02", "reason": "Kejadian lain di tempat berbeda"}]})
     report_id: str = Field(min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
 
@@ -164,7 +164,7 @@ class CommandAccepted(BaseModel):
 
 
 class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decision": "accept", "reason": "Pendampingan pengamanan acara warga disetujui"}]})
     decision: Literal["accept", "decline", "refer"]
     reason: str | None = Field(default=None, max_length=1000)
 
@@ -294,7 +294,7 @@ UNIT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class UnitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_id": "u-jaksel-r2-07", "callsign": "JAKSEL R2-07", "kind": "motorcycle", "station": "polsek-tebet", "capabilities": ["rapid_response"], "shift_start_h": 7, "shift_end_h": 19, "jurisdiction": "polsek-tebet", "phone": "+6281211110007"}]})
     unit_id: str = Field(pattern=UNIT_ID, description="Letters, digits, dot, dash, underscore")
     callsign: str = Field(min_length=1, max_length=64)
     kind: UnitKind
@@ -319,7 +319,7 @@ class UnitIn(BaseModel):
 
 
 class UnitStatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "on_scene", "incident_id": "inc-7f3a10"}]})
     status: UnitStatus
     incident_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
@@ -333,7 +333,7 @@ class UnitStatusOut(BaseModel):
 
 
 class PositionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"lat": -6.2263, "lon": 106.8531, "at": "2026-11-28T19:02:11+07:00", "speed_kmh": 32.5, "heading": 270}]})
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     at: AwareDatetime | None = Field(default=None, description="When the fix was taken; now when omitted")
@@ -347,7 +347,7 @@ class PositionAccepted(BaseModel):
 
 
 class AssignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_id": "u-jaksel-r2-07", "override_reason": None}]})
     unit_id: str = Field(pattern=UNIT_ID)
     override_reason: str | None = Field(default=None, max_length=500,
                                         description="Why not the top recommendation (kept on the record)")
@@ -366,7 +366,7 @@ class CommandPending(BaseModel):
 
 
 class DeclineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Ban kempis, tidak dapat bergerak"}]})
     reason: str = Field(min_length=3, max_length=500, description="Why the unit cannot take it")
 
 
@@ -377,12 +377,12 @@ class AssignmentAnswerOut(BaseModel):
 
 
 class BackupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Massa bertambah, butuh dua unit lagi"}]})
     reason: str | None = Field(default=None, max_length=500)
 
 
 class RelocateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"location": {"lat": -6.2401, "lon": 106.8012, "address": "Jl. Panglima Polim IX"}, "reason": "Pelapor salah menyebut jalan"}]})
     location: Location
     reason: str | None = Field(default=None, max_length=500)
 
@@ -394,7 +394,7 @@ class RelocateIn(BaseModel):
 
 
 class PanicIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"lat": -6.2263, "lon": 106.8531, "note": "Diserang massa"}]})
     lat: float | None = Field(default=None, ge=-90, le=90, description="Where the unit is; its last GPS fix if omitted")
     lon: float | None = Field(default=None, ge=-180, le=180)
     note: str | None = Field(default=None, max_length=500)
@@ -448,7 +448,7 @@ class PointIn(BaseModel):
 
 
 class SceneStepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"step": "police_line", "note": "Garis polisi dipasang radius 20 m", "position": {"lat": -6.2841, "lon": 106.8442}}]})
     step: str = Field(min_length=1, max_length=64, examples=["police_line"])
     note: str = Field(default="", max_length=2000)
     position: PointIn | None = None
@@ -464,7 +464,7 @@ class SceneStepOut(BaseModel):
 
 
 class EvidenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"description": "Pisau lipat bergagang hitam, bernoda", "kind": "senjata_tajam", "seal_number": "SEGEL-JS-2026-000123", "found_at": {"lat": -6.2841, "lon": 106.8442}, "found_where": "Di bawah gerobak sayur"}]})
     description: str = Field(min_length=3, max_length=2000, examples=["Pisau dapur bergagang hitam, noda merah"])
     kind: str = Field(min_length=1, max_length=100, examples=["senjata tajam"])
     seal_number: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9./\-]+$", examples=["SGL-2026-000123"])
@@ -479,7 +479,7 @@ class EvidenceCreated(BaseModel):
 
 
 class CustodyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to": "Inafis Polres Jakarta Selatan (Bripka Andi)", "reason": "Pemeriksaan sidik jari"}]})
     to: str = Field(min_length=2, max_length=200, examples=["Tahti Polres Metro Jakarta Selatan"])
     reason: str = Field(min_length=3, max_length=1000, examples=["penyimpanan barang bukti"])
 
@@ -518,7 +518,7 @@ class CloseLpIn(BaseModel):
 
 
 class CloseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"disposition": "lp_made", "summary": "Pelaku diamankan, korban dirawat di RS Fatmawati", "lp": {"model": "B"}}]})
     disposition: Literal["lp_made", "resolved_on_spot", "no_report_needed", "referred", "restorative_justice",
                          "false_report", "cancelled", "duplicate"]
     summary: str = Field(default="", max_length=4000)
@@ -534,7 +534,7 @@ class ClosedOut(BaseModel):
 
 
 class ReopenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Bukti baru dari saksi"}]})
     reason: str = Field(min_length=3, max_length=2000)
 
 
@@ -544,7 +544,7 @@ class ReopenedOut(BaseModel):
 
 
 class DutyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kind": "pengawalan", "unit_ids": ["u-lantas-03", "u-lantas-04"], "area": "Jl. Sudirman - Thamrin", "route": "Bundaran HI - Semanggi", "starts_at": "2026-11-29T06:00:00+07:00", "ends_at": "2026-11-29T09:00:00+07:00", "check_in_every_min": 30}]})
     kind: Literal["pengaturan", "penjagaan", "pengawalan", "patroli"]
     unit_ids: list[str] = Field(min_length=1, max_length=50)
     incident_id: str | None = None
@@ -561,7 +561,7 @@ class DutyCreated(BaseModel):
 
 
 class CheckInIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_id": "u-lantas-03", "note": "Situasi aman", "position": {"lat": -6.195, "lon": 106.823}}]})
     unit_id: str
     note: str = Field(default="", max_length=1000)
     position: PointIn | None = None
@@ -583,7 +583,8 @@ class DutyOut(BaseModel):
 
 
 class LetterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"key": "sp2hp-a1", "reference": "B/123/XI/2026/Reskrim"}]})
     key: str = Field(min_length=2, max_length=32, examples=["sp2hp-a1"], description="the deadline this letter meets")
     reference: str = Field(min_length=2, max_length=200, examples=["B/123/XI/2026/Reskrim"])
 
@@ -596,7 +597,8 @@ class LetterOut(BaseModel):
 
 
 class CorrectionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"changes": {"description": "Pisau lipat bergagang hitam"}, "reason": "Salah ketik warna gagang"}]})
     changes: dict[str, Any] = Field(min_length=1, examples=[{"description": "Pisau lipat bergagang hitam"}],
                                     description="description, kind, found_where and/or media: the corrected values")
     reason: str = Field(min_length=3, max_length=1000)
@@ -605,3 +607,83 @@ class CorrectionIn(BaseModel):
 class CorrectionOut(BaseModel):
     evidence_id: str
     status: Literal["corrected"] = "corrected"
+
+
+class IncidentSummary(BaseModel):
+    """One row of the incident queue."""
+    incident_id: str
+    number: str
+    status: str
+    category: str
+    priority: str
+    summary: str
+    location: dict[str, Any]
+    jurisdiction: str | None
+    opened_at: datetime
+    updated_at: datetime
+    scene_status: str | None = None
+    sensitive: bool = False
+    assistance_request: bool = False
+    location_verified: bool = True
+    targets: dict[str, Any] = Field(default_factory=dict, description="The category's time targets (seconds)")
+    breached: list[str] = Field(default_factory=list, description="Time targets breached so far")
+    units: list[str] = Field(default_factory=list, description="Units assigned and not yet cleared")
+
+
+class IncidentPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"incident_id": "inc-7f3a", "number": "INC/2026/11/000123", "status": "assigned",
+                   "category": "pencurian_dengan_kekerasan", "priority": "P1", "summary": "Begal motor",
+                   "location": {"lat": -6.2615, "lon": 106.8106}, "jurisdiction": "polsek-kebayoran-baru",
+                   "opened_at": "2026-11-28T12:00:00+07:00", "updated_at": "2026-11-28T12:01:10+07:00",
+                   "breached": [], "units": ["u-jaksel-01"]}],
+        "next_cursor": "MjAyNi0xMS0yOFQwNTowMDowMHxpbmMtN2YzYQ"}]})
+    items: list[IncidentSummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class BreachOut(BaseModel):
+    incident_id: str
+    number: str | None
+    priority: str | None
+    timer: str
+    detail: str
+    breached_at: datetime
+
+
+class BoardOut(BaseModel):
+    at: datetime
+    incidents: dict[str, dict[str, int]] = Field(description="Open incidents: by_status and by_priority")
+    units: dict[str, dict[str, int]] = Field(description="Units: by_status and by_class (available, conditional, not_available)")
+    units_by_status: dict[str, list[UnitOut]] = Field(description="The unit board: units grouped by status")
+    breached: list[BreachOut] = Field(description="Time targets breached on incidents still open")
+
+
+class Milestone(BaseModel):
+    at: datetime
+    code: Literal["received", "in_progress", "unit_on_the_way", "unit_on_scene", "lp_made", "closed"]
+    text: str
+
+
+class TrackOut(BaseModel):
+    """What the public may see of a report: no names, phone numbers, NIK or exact address."""
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tracking_code": "SPKT-7K2Q9M", "status": "unit_on_scene", "status_text": "Petugas sudah tiba di lokasi",
+        "updated_at": "2026-11-28T12:09:00+07:00", "lp_number": None,
+        "milestones": [{"at": "2026-11-28T12:00:00+07:00", "code": "received", "text": "Laporan diterima"}]}]})
+    tracking_code: str
+    status: str
+    status_text: str
+    updated_at: datetime
+    lp_number: str | None = None
+    milestones: list[Milestone]
+
+
+class ShareableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Pelapor (ibu korban) meminta informasi perkembangan"}]})
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ShareableOut(BaseModel):
+    incident_id: str
+    shareable: bool

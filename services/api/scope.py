@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from fastapi import HTTPException, status
 
+from services.intake.domain import UNLOCATED
 from services.intake.setup import jurisdictions
 from spkt.settings import Settings
 
 from .auth import Principal
 
 OUT_OF_SCOPE = "Di luar wilayah hukum token Anda"
+# An incident whose place is not known yet is everyone's until a dispatcher confirms it.
+UNPLACED = (None, UNLOCATED)
 
 
 def stations_within(settings: Settings, code: str | None) -> frozenset[str] | None:
@@ -26,12 +29,15 @@ def stations_within(settings: Settings, code: str | None) -> frozenset[str] | No
         return frozenset({code})
 
 
-def visible_to(principal: Principal, settings: Settings) -> frozenset[str] | None:
-    return stations_within(settings, principal.jurisdiction)
+def visible_to(principal: Principal, settings: Settings | None = None) -> frozenset[str] | None:
+    """The station codes this principal may see (None: everywhere)."""
+    if principal.stations is not None or not principal.jurisdiction:
+        return principal.stations
+    return stations_within(settings, principal.jurisdiction) if settings else frozenset({principal.jurisdiction})
 
 
-def check_in_scope(principal: Principal, settings: Settings, jurisdiction: str | None) -> None:
+def check_in_scope(principal: Principal, jurisdiction: str | None) -> None:
     """403 when the thing's jurisdiction lies outside the token's."""
-    allowed = visible_to(principal, settings)
-    if allowed is not None and jurisdiction not in allowed:
+    allowed = visible_to(principal)
+    if allowed is not None and jurisdiction not in allowed and jurisdiction not in UNPLACED:
         raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.envelope import Envelope, utcnow
 from schemas.events import (
-    AssignmentAcknowledged, AssignmentDeclined, AssignmentEnded, AssignmentUnacknowledged, AssistanceDecided,
+    AssignmentAcknowledged, AssignmentDeclined, AssignmentEnded, AssignmentUnacknowledged, AssistanceDecided, IncidentMarkedShareable,
     AssistanceEscalated, CommandRejected, DispatchRecommended, EventData, IncidentClosed, IncidentMerged,
     IncidentOpened, IncidentRelocated, IncidentSplit, LpRegistered, RecommendationRequested, ReportAttached,
     ReportReceived, TargetBreached, UnitArrived, UnitAssigned, UnitPositionReported, UnitRegistered,
@@ -131,6 +131,11 @@ class Projector:
                              detail=f"Target {e.target} terlewati (batas {e.due_at:%H:%M:%S} UTC)",
                              escalated_at=e.breached_at))
         self._timeline(s, env, e.incident_id, env.source, f"Target waktu terlewati: {e.target}")
+
+    def _IncidentMarkedShareable(self, s: Session, env: Envelope, e: IncidentMarkedShareable) -> None:
+        s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id).values(
+            shareable=True, updated_at=env.time))
+        self._timeline(s, env, e.incident_id, e.marked_by, "Perkembangan boleh ditampilkan di pelacak publik")
 
     def _AssistanceDecided(self, s: Session, env: Envelope, e: AssistanceDecided) -> None:
         s.execute(update(t.Incident).where(t.Incident.incident_id == e.incident_id).values(

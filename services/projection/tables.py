@@ -112,6 +112,7 @@ class Incident(Base):
     close_summary: Mapped[str | None] = mapped_column(Text)
     apco_code: Mapped[str | None] = mapped_column(String(8))
     reopened: Mapped[int] = mapped_column(Integer, default=0)
+    shareable: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Escalation(Base):
@@ -370,6 +371,27 @@ def prepare(url: str) -> sessionmaker:
 
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+FIRST_REVISION = "0001"  # the schema as it stood when migrations began
+
+
+def _columns_at(revision: str) -> set[str]:
+    """table.column of the schema at `revision` (made in a scratch in-memory database)."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    scratch = create_engine("sqlite://")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with scratch.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+            inspector = inspect(connection)
+            return {f"{table}.{c['name']}" for table in inspector.get_table_names() if table != "alembic_version"
+                    for c in inspector.get_columns(table)}
+    finally:
+        scratch.dispose()
 
 
 def migrate(engine: Engine) -> None:
@@ -389,10 +411,10 @@ def migrate(engine: Engine) -> None:
         config.attributes["connection"] = connection
         tables = set(inspect(connection).get_table_names())
         if tables and "alembic_version" not in tables:
-            _check_columns(connection, engine.url)
-            command.stamp(config, "head")
-        else:
-            command.upgrade(config, "head")
+            # Made before migrations: the first revision's schema, then upgraded like any other.
+            _check_columns(connection, engine.url, _columns_at(FIRST_REVISION))
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
 
 
 @contextmanager
@@ -416,15 +438,14 @@ class OutdatedReadModel(RuntimeError):
     """The database was made by an older version (there are no migrations yet)."""
 
 
-def _check_columns(bind, url) -> None:
+def _check_columns(bind, url, required: set[str]) -> None:
     """create_all adds missing tables, never missing columns: say so plainly instead of failing on
     the first write. The read model is a projection of Kafka, so a fresh one loses nothing."""
     from sqlalchemy import inspect
 
     inspector = inspect(bind)
-    missing = [f"{table.name}.{column.name}" for table in Base.metadata.sorted_tables
-               for column in table.columns
-               if column.name not in {c["name"] for c in inspector.get_columns(table.name)}]
+    present = {f"{table}.{c['name']}" for table in inspector.get_table_names() for c in inspector.get_columns(table)}
+    missing = sorted(required - present)
     if missing:
         raise OutdatedReadModel(
             f"the read model at {url.render_as_string(hide_password=True)} was made by an older version "

@@ -141,10 +141,13 @@ def test_a_database_from_before_migrations_that_matches_is_stamped(database_url)
     engine = made.kw["bind"]
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
+    with engine.begin() as conn:  # and as it stood then: before 0002 added incidents.shareable
+        conn.exec_driver_sql("ALTER TABLE incidents DROP COLUMN shareable")
     engine.dispose()
-    again = t.prepare(database_url)
+    again = t.prepare(database_url)  # stamped 0001, then upgraded to the newest
     with again() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert s.execute(text("SELECT count(shareable) FROM incidents")).scalar() == 0
     again.kw["bind"].dispose()
 
 

@@ -4,7 +4,7 @@ from fastapi.routing import APIRoute
 from services.api.auth import Role
 from services.api.main import ROUTERS
 
-PUBLIC = {"/healthz", "/readyz", "/metrics",
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/track/{tracking_code}",
           "/api/v1/inbound/messages"}  # gateways sign the body with their secret instead
 
 
@@ -37,3 +37,21 @@ def test_the_openapi_document_lists_every_route_with_bearer_security():
         assert path in doc["paths"], path
     assert doc["paths"]["/api/v1/reports"]["post"]["security"] == [{"HTTPBearer": []}]
     assert "503" in doc["paths"]["/api/v1/reports"]["post"]["responses"]
+
+
+def test_every_request_body_in_the_openapi_document_has_an_example_that_is_valid():
+    import services.api.models as models
+    from services.api.main import create_app
+    from spkt.settings import Settings
+
+    doc = create_app(Settings(jwt_secret="x" * 40)).openapi()
+    bodies = {op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+              for ops in doc["paths"].values() for op in ops.values()
+              if "application/json" in op.get("requestBody", {}).get("content", {})}
+    assert len(bodies) >= 20
+    missing = [name for name in sorted(bodies) if not doc["components"]["schemas"][name].get("examples")]
+    assert missing == []
+    for name in bodies:  # an example a client copies must be accepted
+        model = getattr(models, name)
+        for example in doc["components"]["schemas"][name]["examples"]:
+            model.model_validate(example)

@@ -1,15 +1,17 @@
 """Incidents as the read model knows them."""
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
-from schemas.events import AssistanceDecided, MergeIncidents, SplitReport
+from schemas.events import AssistanceDecided, IncidentMarkedShareable, MergeIncidents, SplitReport
 from schemas.registry import make_event
 from services.dispatch import intervals
 from services.intake.domain import UNLOCATED
@@ -18,9 +20,11 @@ from services.projection.projector import as_aware
 from services.projection.verify import incident_chains
 
 from ..auth import Principal, Role
-from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, Supervisor
+from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, SettingsDep, Supervisor
+from ..scope import OUT_OF_SCOPE, check_in_scope, stations_within, visible_to
 from ..models import (
     AssignmentOut, CommandAccepted, DecisionIn, IncidentIntervalsOut, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
+    IncidentPage, IncidentSummary, ShareableIn, ShareableOut,
     RecommendationOut, SplitIn, TimelineItem, TkpOut,
 )
 from .. import commands
@@ -35,6 +39,7 @@ def _visible_incident(session, incident_id: str, principal: Principal) -> t.Inci
     incident = session.get(t.Incident, incident_id)
     if incident is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    check_in_scope(principal, incident.jurisdiction)
     if principal.role is Role.field_unit:
         assigned = session.scalars(select(t.Assignment).filter_by(incident_id=incident_id,
                                                                   unit_id=principal.unit_id)).first()
@@ -50,6 +55,89 @@ def _recommendation(session, incident_id: str) -> RecommendationOut | None:
     return RecommendationOut(candidates=rec.candidates, excluded=rec.excluded,
                              recommended_at=as_aware(rec.recommended_at), excluded_counts=rec.excluded_counts or {},
                              shortfalls=rec.shortfalls or [], trigger=rec.trigger)
+
+
+ENDED = ("closed", "duplicate")
+
+
+def placed_within(stations: frozenset[str]):
+    """Incidents in these stations' areas, and those not placed yet, which everyone must see."""
+    return or_(t.Incident.jurisdiction.in_(sorted(stations)), t.Incident.jurisdiction.is_(None),
+               t.Incident.jurisdiction == UNLOCATED)
+
+
+def _encode_cursor(opened_at, incident_id: str) -> str:
+    raw = f"{as_aware(opened_at).isoformat()}|{incident_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, incident_id = raw.split("|", 1)
+        return datetime.fromisoformat(at), incident_id
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            [{"loc": ["query", "cursor"], "msg": "cursor tidak dikenal: pakai next_cursor dari halaman "
+                              "sebelumnya", "type": "value_error"}]) from None
+
+
+@router.get("", response_model=IncidentPage)
+def list_incidents(principal: IncidentReader, session: SessionDep, settings: SettingsDep,
+                   status_: Annotated[str | None, Query(alias="status", max_length=32, description=(
+                       "`open` (not closed or merged), `closed`, or an exact status: received, assigned, "
+                       "on_scene, closed, duplicate"))] = None,
+                   jurisdiction: Annotated[str | None, Query(max_length=64, description=(
+                       "A Polda, Polres or Polsek code: that station and every station under it"))] = None,
+                   priority: Annotated[Literal["P1", "P2", "P3", "P4"] | None, Query()] = None,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   cursor: Annotated[str | None, Query(max_length=200)] = None) -> IncidentPage:
+    """The incident queue, newest first, a page at a time. A field unit sees the incidents it is
+    assigned to; a token with a jurisdiction sees that jurisdiction only."""
+    query = select(t.Incident)
+    allowed = visible_to(principal, settings)
+    if jurisdiction:
+        wanted = stations_within(settings, jurisdiction)
+        if allowed is not None and not wanted <= allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
+        query = query.where(t.Incident.jurisdiction.in_(sorted(wanted)))
+    elif allowed is not None:
+        query = query.where(placed_within(allowed))
+    if principal.role is Role.field_unit:
+        query = query.where(t.Incident.incident_id.in_(
+            select(t.Assignment.incident_id).where(t.Assignment.unit_id == principal.unit_id)))
+    if status_ == "open":
+        query = query.where(t.Incident.status.not_in(ENDED))
+    elif status_:
+        query = query.where(t.Incident.status == status_)
+    if priority:
+        query = query.where(t.Incident.priority == priority)
+    if cursor:
+        at, after_id = _decode_cursor(cursor)
+        query = query.where(or_(t.Incident.opened_at < at,
+                                and_(t.Incident.opened_at == at, t.Incident.incident_id < after_id)))
+    rows = session.scalars(query.order_by(t.Incident.opened_at.desc(), t.Incident.incident_id.desc())
+                           .limit(limit + 1)).all()
+    page, more = rows[:limit], len(rows) > limit
+    ids = [i.incident_id for i in page]
+    breached: dict[str, list[str]] = {}
+    for e in session.scalars(select(t.Escalation).where(t.Escalation.incident_id.in_(ids),
+                                                        t.Escalation.why.like("target:%"))):
+        breached.setdefault(e.incident_id, []).append(e.why.removeprefix("target:"))
+    units: dict[str, list[str]] = {}
+    for a in session.scalars(select(t.Assignment).where(t.Assignment.incident_id.in_(ids),
+                                                        t.Assignment.ended_at.is_(None))
+                             .order_by(t.Assignment.assigned_at)):
+        units.setdefault(a.incident_id, []).append(a.unit_id)
+    return IncidentPage(
+        items=[IncidentSummary(
+            incident_id=i.incident_id, number=i.number, status=i.status, category=i.category, priority=i.priority,
+            summary=i.summary, location=i.location, jurisdiction=i.jurisdiction, opened_at=as_aware(i.opened_at),
+            updated_at=as_aware(i.updated_at), scene_status=i.scene_status, sensitive=i.sensitive,
+            assistance_request=i.assistance_request, location_verified=i.location_verified,
+            targets=i.targets or {}, breached=sorted(set(breached.get(i.incident_id, []))),
+            units=units.get(i.incident_id, [])) for i in page],
+        next_cursor=_encode_cursor(page[-1].opened_at, page[-1].incident_id) if more else None)
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
@@ -229,6 +317,20 @@ async def decide_assistance(incident_id: str, body: DecisionIn, principal: Decid
     out = DecisionOut(**decided.model_dump(exclude={"incident_id"}), incident_id=incident_id)
     return commands.remember_answer(session, stored_key, body.model_dump(mode="json"), 201,
                                     out.model_dump(mode="json"), f"/api/v1/incidents/{incident_id}")
+
+
+@router.post("/{incident_id}/shareable", status_code=202, response_model=ShareableOut,
+             responses={404: {"description": NOT_FOUND}})
+async def mark_shareable(incident_id: str, body: ShareableIn, principal: Decider, session: SessionDep,
+                         publisher: PublisherDep) -> ShareableOut:
+    """Let the public tracker show this sensitive incident's progress (without names or addresses).
+    Marking it twice records it once."""
+    _visible_incident(session, incident_id, principal)
+    marked = IncidentMarkedShareable(incident_id=incident_id, marked_by=principal.sub, marked_at=utcnow(),
+                                     reason=body.reason)
+    event = make_event(marked, source="/spkt/api", event_id=derived_id("incident.marked-shareable", incident_id))
+    await publish(publisher, topics.INCIDENTS, event)
+    return ShareableOut(incident_id=incident_id, shareable=True)
 
 
 escalations_router = APIRouter(prefix="/api/v1/escalations", tags=["incidents"])

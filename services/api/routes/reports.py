@@ -51,7 +51,7 @@ def _limit(request: Request, key: str, limiter_name: str) -> None:
     retry_after = getattr(request.app.state, limiter_name).hit(key)
     if retry_after is not None:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                            f"Terlalu banyak laporan dari sumber yang sama; coba lagi dalam {retry_after:.0f} detik",
+                            f"Terlalu banyak permintaan dari sumber yang sama; coba lagi dalam {retry_after:.0f} detik",
                             headers={"Retry-After": str(max(1, round(retry_after)))})
 
 

@@ -20,6 +20,7 @@ from services.projection.projector import as_aware
 
 from .. import commands
 from ..auth import Principal, Role
+from ..scope import OUT_OF_SCOPE, stations_within, visible_to
 from ..deps import Admin, BoardReader, PositionWriter, PublisherDep, SessionDep, SettingsDep, UnitActor
 from ..models import (
     CommandPending, PanicAccepted, PanicIn, PositionAccepted, PositionIn, UnitIn, UnitOut, UnitsOut, UnitStatusIn,
@@ -46,6 +47,18 @@ def _unit(session, unit_id: str) -> t.Unit:
     return unit
 
 
+def units_in_scope(principal: Principal, settings, jurisdiction: str | None = None):
+    """The units a token may see, optionally within a jurisdiction (a station and those under it)."""
+    query = select(t.Unit)
+    allowed = visible_to(principal, settings)
+    if jurisdiction:
+        wanted = stations_within(settings, jurisdiction)
+        if allowed is not None and not wanted <= allowed:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
+        allowed = wanted
+    return query if allowed is None else query.where(t.Unit.jurisdiction.in_(sorted(allowed)))
+
+
 def unit_out(u: t.Unit, now, max_age_s: float) -> UnitOut:
     position = None
     stale = True
@@ -69,11 +82,9 @@ def list_units(principal: BoardReader, session: SessionDep, settings: SettingsDe
                status: Annotated[UnitStatus | None, Query()] = None,
                jurisdiction: Annotated[str | None, Query(max_length=64)] = None) -> UnitsOut:
     """The status board: every unit with its status, availability, last position and whether it is stale."""
-    query = select(t.Unit).order_by(t.Unit.callsign)
+    query = units_in_scope(principal, settings, jurisdiction).order_by(t.Unit.callsign)
     if status:
         query = query.filter_by(status=status)
-    if jurisdiction:
-        query = query.filter_by(jurisdiction=jurisdiction)
     now = utcnow()
     return UnitsOut(items=[unit_out(u, now, settings.position_max_age_s) for u in session.scalars(query)])
 
