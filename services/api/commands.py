@@ -99,6 +99,17 @@ async def publish_and_answer(request: Request, publisher, settings, command, par
 
 
 # --- Idempotency-Key: a repeat gets the first answer and records nothing new ----------------------
+KEY_LENGTH = t.IdempotentRequest.__table__.c.key.type.length
+
+
+def _row_key(stored_key: str) -> str:
+    """The key as stored: a caller's scope plus an Idempotency-Key of up to 200 characters can be
+    longer than the column, which PostgreSQL refuses; such a key is stored by its digest."""
+    if len(stored_key) <= KEY_LENGTH:
+        return stored_key
+    return "sha256:" + hashlib.sha256(stored_key.encode()).hexdigest()
+
+
 def _request_hash(request_body: dict) -> str:
     return hashlib.sha256(json.dumps(request_body, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -107,7 +118,7 @@ def earlier_answer(session: Session, stored_key: str | None, request_body: dict)
     """The answer given to the first request with this key, or None; 409 if the key named another request."""
     if not stored_key:
         return None
-    earlier = session.get(t.IdempotentRequest, stored_key)
+    earlier = session.get(t.IdempotentRequest, _row_key(stored_key))
     if earlier is None:
         return None
     if earlier.request_hash != _request_hash(request_body):
@@ -121,7 +132,7 @@ def remember_answer(session: Session, stored_key: str | None, request_body: dict
                     location: str | None = None) -> JSONResponse:
     """Keep the answer for repeats of the same key, and give it."""
     if stored_key:
-        session.add(t.IdempotentRequest(key=stored_key, request_hash=_request_hash(request_body),
+        session.add(t.IdempotentRequest(key=_row_key(stored_key), request_hash=_request_hash(request_body),
                                         status_code=status_code, response={**body, "_location": location},
                                         created_at=utcnow()))
         try:

@@ -1,10 +1,10 @@
 """Request and response bodies of the HTTP contract (API.md). Separate from events and tables."""
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import Candidate, Channel, Exclusion, Location, Reporter, UnitKind, UnitStatus
 
@@ -13,7 +13,54 @@ from services.contacts import EMAIL_PATTERN as EMAIL, normalise_phone
 from .validation import check_nik
 
 
-class ReporterIn(BaseModel):
+# Times a client sends lie within these years: beyond them a time cannot even be turned into UTC
+# (year 1 at +07:00) or a day added to it (year 9999), and no report, fix or duty is dated there.
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+
+
+def plausible_time(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is not None and not EARLIEST <= value < LATEST:
+        raise ValueError(f"waktu harus antara tahun {EARLIEST.year} dan {LATEST.year - 1}")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(plausible_time)]
+
+
+def _nul_in(value: Any) -> str | None:
+    """Where in `value` a text holds NUL (U+0000): "" for the value itself, else the inner path."""
+    if isinstance(value, str):
+        return "" if "\x00" in value else None
+    if isinstance(value, BaseModel):
+        value = {name: getattr(value, name) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        items = [(str(k).replace("\x00", "\\u0000"), inner) for k, v in value.items() for inner in (k, v)]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return None
+    for key, inner in items:
+        where = _nul_in(inner)
+        if where is not None:
+            return f"{key}.{where}" if where else key
+    return None
+
+
+class RequestBody(BaseModel):
+    """A request body. No text in it may hold NUL (U+0000): nobody types one, and PostgreSQL cannot
+    store one (the event would be accepted and then set aside by the worker writing it)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        where = _nul_in(value)
+        if where is not None:
+            raise ValueError("teks tidak boleh berisi karakter NUL (\\u0000)" + (f" (di {where})" if where else ""))
+        return value
+
+
+class ReporterIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=32, description="Normalised to E.164 (+62...)")
@@ -36,7 +83,7 @@ class ReporterIn(BaseModel):
         return Reporter(**self.model_dump())
 
 
-class ReportIn(BaseModel):
+class ReportIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "channel": "phone_110",
         "reporter": {"name": "Budi Santoso", "phone": "+6281234567890"},
@@ -49,7 +96,7 @@ class ReportIn(BaseModel):
     description: str = Field(min_length=1, max_length=5000)
     category: str | None = Field(default=None, max_length=64, description="A code from GET /api/v1/categories")
     location: Location
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
     assistance_request: bool = False
     lp_model: Literal["A", "B"] | None = Field(
         default=None, description="Make an LP at once: A (officer/patrol) or B (member of the public)")
@@ -80,7 +127,7 @@ class ReportIn(BaseModel):
         return self
 
 
-class InboundMessage(BaseModel):
+class InboundMessage(RequestBody):
     """What an SMS/WhatsApp gateway relays (signed with its secret)."""
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
@@ -90,7 +137,7 @@ class InboundMessage(BaseModel):
 
     sender: str = Field(min_length=3, max_length=32)
     text: str = Field(min_length=1, max_length=5000)
-    received_at: AwareDatetime
+    received_at: Moment
     channel: Literal["sms", "whatsapp"] = "sms"
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -146,13 +193,13 @@ class CategoryOut(BaseModel):
                    sensitive=c.sensitive)
 
 
-class MergeIn(BaseModel):
+class MergeIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"into": "inc-5c21e0", "reason": "Laporan tentang kebakaran yang sama di Pasar Minggu"}]})
     into: str = Field(min_length=1, max_length=64, description="The incident that remains")
     reason: str | None = Field(default=None, max_length=500)
 
 
-class SplitIn(BaseModel):
+class SplitIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"report_id": "rep-91ab02", "reason": "Kejadian lain di tempat berbeda"}]})
     report_id: str = Field(min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=500)
@@ -163,7 +210,7 @@ class CommandAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"decision": "accept", "reason": "Pendampingan pengamanan acara warga disetujui"}]})
     decision: Literal["accept", "decline", "refer"]
     reason: str | None = Field(default=None, max_length=1000)
@@ -233,7 +280,8 @@ class TkpOut(BaseModel):
     evidence: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class IncidentOut(BaseModel):
+class IncidentCore(BaseModel):
+    """What every view of an incident shows."""
     incident_id: str
     number: str
     status: str
@@ -243,6 +291,9 @@ class IncidentOut(BaseModel):
     location: dict[str, Any]
     jurisdiction: str | None
     opened_at: datetime
+
+
+class IncidentOut(IncidentCore):
     reports: list[str]
     assignments: list[AssignmentOut]
     recommendation: RecommendationOut | None
@@ -283,6 +334,7 @@ class UnitOut(BaseModel):
     stale: bool = Field(default=False, description="no position within SPKT_POSITION_MAX_AGE_S")
     shift: str | None = Field(default=None, description="on duty hours (WIB), e.g. 07-19")
     jurisdiction: str | None = None
+    signed_in: bool = Field(default=True, description="signed in on the field app (alerts go there)")
 
 
 class UnitsOut(BaseModel):
@@ -293,7 +345,7 @@ class UnitsOut(BaseModel):
 UNIT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
-class UnitIn(BaseModel):
+class UnitIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_id": "u-jaksel-r2-07", "callsign": "JAKSEL R2-07", "kind": "motorcycle", "station": "polsek-tebet", "capabilities": ["rapid_response"], "shift_start_h": 7, "shift_end_h": 19, "jurisdiction": "polsek-tebet", "phone": "+6281211110007"}]})
     unit_id: str = Field(pattern=UNIT_ID, description="Letters, digits, dot, dash, underscore")
     callsign: str = Field(min_length=1, max_length=64)
@@ -318,7 +370,7 @@ class UnitIn(BaseModel):
         return self
 
 
-class UnitStatusIn(BaseModel):
+class UnitStatusIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "on_scene", "incident_id": "inc-7f3a10"}]})
     status: UnitStatus
     incident_id: str | None = Field(default=None, max_length=64)
@@ -332,11 +384,11 @@ class UnitStatusOut(BaseModel):
     incident_id: str | None = None
 
 
-class PositionIn(BaseModel):
+class PositionIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"lat": -6.2263, "lon": 106.8531, "at": "2026-11-28T19:02:11+07:00", "speed_kmh": 32.5, "heading": 270}]})
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    at: AwareDatetime | None = Field(default=None, description="When the fix was taken; now when omitted")
+    at: Moment | None = Field(default=None, description="When the fix was taken; now when omitted")
     speed_kmh: float | None = Field(default=None, ge=0, le=400)
     heading: float | None = Field(default=None, ge=0, lt=360)
 
@@ -346,7 +398,7 @@ class PositionAccepted(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-class AssignIn(BaseModel):
+class AssignIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_id": "u-jaksel-r2-07", "override_reason": None}]})
     unit_id: str = Field(pattern=UNIT_ID)
     override_reason: str | None = Field(default=None, max_length=500,
@@ -365,7 +417,7 @@ class CommandPending(BaseModel):
     detail: str
 
 
-class DeclineIn(BaseModel):
+class DeclineIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Ban kempis, tidak dapat bergerak"}]})
     reason: str = Field(min_length=3, max_length=500, description="Why the unit cannot take it")
 
@@ -376,12 +428,12 @@ class AssignmentAnswerOut(BaseModel):
     status: Literal["accepted", "declined"]
 
 
-class BackupIn(BaseModel):
+class BackupIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Massa bertambah, butuh dua unit lagi"}]})
     reason: str | None = Field(default=None, max_length=500)
 
 
-class RelocateIn(BaseModel):
+class RelocateIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"location": {"lat": -6.2401, "lon": 106.8012, "address": "Jl. Panglima Polim IX"}, "reason": "Pelapor salah menyebut jalan"}]})
     location: Location
     reason: str | None = Field(default=None, max_length=500)
@@ -393,7 +445,7 @@ class RelocateIn(BaseModel):
         return self
 
 
-class PanicIn(BaseModel):
+class PanicIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"lat": -6.2263, "lon": 106.8531, "note": "Diserang massa"}]})
     lat: float | None = Field(default=None, ge=-90, le=90, description="Where the unit is; its last GPS fix if omitted")
     lon: float | None = Field(default=None, ge=-180, le=180)
@@ -441,13 +493,13 @@ IncidentOut.model_rebuild()
 
 
 # --- TKP -----------------------------------------------------------------------------------------
-class PointIn(BaseModel):
+class PointIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
 
-class SceneStepIn(BaseModel):
+class SceneStepIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"step": "police_line", "note": "Garis polisi dipasang radius 20 m", "position": {"lat": -6.2841, "lon": 106.8442}}]})
     step: str = Field(min_length=1, max_length=64, examples=["police_line"])
     note: str = Field(default="", max_length=2000)
@@ -463,7 +515,7 @@ class SceneStepOut(BaseModel):
     warning: str | None = None
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"description": "Pisau lipat bergagang hitam, bernoda", "kind": "senjata_tajam", "seal_number": "SEGEL-JS-2026-000123", "found_at": {"lat": -6.2841, "lon": 106.8442}, "found_where": "Di bawah gerobak sayur"}]})
     description: str = Field(min_length=3, max_length=2000, examples=["Pisau dapur bergagang hitam, noda merah"])
     kind: str = Field(min_length=1, max_length=100, examples=["senjata tajam"])
@@ -478,7 +530,7 @@ class EvidenceCreated(BaseModel):
     seal_number: str
 
 
-class CustodyIn(BaseModel):
+class CustodyIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to": "Inafis Polres Jakarta Selatan (Bripka Andi)", "reason": "Pemeriksaan sidik jari"}]})
     to: str = Field(min_length=2, max_length=200, examples=["Tahti Polres Metro Jakarta Selatan"])
     reason: str = Field(min_length=3, max_length=1000, examples=["penyimpanan barang bukti"])
@@ -512,12 +564,12 @@ class EvidenceOut(BaseModel):
     chain: dict[str, Any]
 
 
-class CloseLpIn(BaseModel):
+class CloseLpIn(RequestBody):
     model_config = ConfigDict(extra="forbid")
     model: Literal["A", "B"]
 
 
-class CloseIn(BaseModel):
+class CloseIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"disposition": "lp_made", "summary": "Pelaku diamankan, korban dirawat di RS Fatmawati", "lp": {"model": "B"}}]})
     disposition: Literal["lp_made", "resolved_on_spot", "no_report_needed", "referred", "restorative_justice",
                          "false_report", "cancelled", "duplicate"]
@@ -533,7 +585,7 @@ class ClosedOut(BaseModel):
     closed_at: datetime
 
 
-class ReopenIn(BaseModel):
+class ReopenIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Bukti baru dari saksi"}]})
     reason: str = Field(min_length=3, max_length=2000)
 
@@ -543,15 +595,15 @@ class ReopenedOut(BaseModel):
     status: Literal["reopened"] = "reopened"
 
 
-class DutyIn(BaseModel):
+class DutyIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"kind": "pengawalan", "unit_ids": ["u-lantas-03", "u-lantas-04"], "area": "Jl. Sudirman - Thamrin", "route": "Bundaran HI - Semanggi", "starts_at": "2026-11-29T06:00:00+07:00", "ends_at": "2026-11-29T09:00:00+07:00", "check_in_every_min": 30}]})
     kind: Literal["pengaturan", "penjagaan", "pengawalan", "patroli"]
     unit_ids: list[str] = Field(min_length=1, max_length=50)
     incident_id: str | None = None
     area: str | None = Field(default=None, max_length=500, examples=["Simpang Kuningan, sisi utara"])
     route: str | None = Field(default=None, max_length=2000)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Annotated[datetime, AfterValidator(plausible_time)] | None = None
+    ends_at: Annotated[datetime, AfterValidator(plausible_time)] | None = None
     check_in_every_min: float | None = Field(default=None, gt=0, le=24 * 60,
                                              description="a guard checks in every N minutes (penjagaan: default setting)")
 
@@ -560,7 +612,7 @@ class DutyCreated(BaseModel):
     duty_id: str
 
 
-class CheckInIn(BaseModel):
+class CheckInIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"unit_id": "u-lantas-03", "note": "Situasi aman", "position": {"lat": -6.195, "lon": 106.823}}]})
     unit_id: str
     note: str = Field(default="", max_length=1000)
@@ -582,7 +634,7 @@ class DutyOut(BaseModel):
     missed_check_ins: int
 
 
-class LetterIn(BaseModel):
+class LetterIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"key": "sp2hp-a1", "reference": "B/123/XI/2026/Reskrim"}]})
     key: str = Field(min_length=2, max_length=32, examples=["sp2hp-a1"], description="the deadline this letter meets")
@@ -596,7 +648,7 @@ class LetterOut(BaseModel):
     sent_at: datetime
 
 
-class CorrectionIn(BaseModel):
+class CorrectionIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"changes": {"description": "Pisau lipat bergagang hitam"}, "reason": "Salah ketik warna gagang"}]})
     changes: dict[str, Any] = Field(min_length=1, examples=[{"description": "Pisau lipat bergagang hitam"}],
@@ -609,17 +661,8 @@ class CorrectionOut(BaseModel):
     status: Literal["corrected"] = "corrected"
 
 
-class IncidentSummary(BaseModel):
+class IncidentSummary(IncidentCore):
     """One row of the incident queue."""
-    incident_id: str
-    number: str
-    status: str
-    category: str
-    priority: str
-    summary: str
-    location: dict[str, Any]
-    jurisdiction: str | None
-    opened_at: datetime
     updated_at: datetime
     scene_status: str | None = None
     sensitive: bool = False
@@ -679,7 +722,7 @@ class TrackOut(BaseModel):
     milestones: list[Milestone]
 
 
-class ShareableIn(BaseModel):
+class ShareableIn(RequestBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Pelapor (ibu korban) meminta informasi perkembangan"}]})
     reason: str | None = Field(default=None, max_length=500)
 
@@ -687,3 +730,19 @@ class ShareableIn(BaseModel):
 class ShareableOut(BaseModel):
     incident_id: str
     shareable: bool
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers (API.md, Errors): a sentence saying what is wrong, or for bad
+    input a list naming each field and why."""
+    detail: str | list[dict[str, Any]]
+
+
+class UnitSessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"device": "Samsung A14 (IMEI ...4321)"}]})
+    device: str | None = Field(default=None, max_length=200, description="the phone or terminal")
+
+
+class UnitSessionOut(BaseModel):
+    unit_id: str
+    signed_in: bool

@@ -41,3 +41,15 @@ def check_in_scope(principal: Principal, jurisdiction: str | None) -> None:
     allowed = visible_to(principal)
     if allowed is not None and jurisdiction not in allowed and jurisdiction not in UNPLACED:
         raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
+
+
+def requested(principal: Principal, settings: Settings, jurisdiction: str | None) -> frozenset[str] | None:
+    """The stations a read is limited to: those of a `jurisdiction=` asked for (403 when it reaches
+    beyond the token's), else the token's own (None: no limit)."""
+    allowed = visible_to(principal, settings)
+    if not jurisdiction:
+        return allowed
+    wanted = stations_within(settings, jurisdiction)
+    if allowed is not None and not wanted <= allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
+    return wanted

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from fastapi import Request
+from fastapi import HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -83,3 +83,24 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
         field = ".".join(p for p in loc if p not in ("body", "query", "path", "header")) or "(isi permintaan)"
         detail.append({"loc": loc, "field": field, "msg": f"{field}: {indonesian(error)}", "type": error.get("type")})
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def no_nul_in_parameters(request: Request) -> None:
+    """422 for a path or query parameter holding NUL (U+0000): no id, code or filter has one, and
+    PostgreSQL refuses to compare text with one (request bodies: models.RequestBody)."""
+    bad = [("path", name) for name, value in request.path_params.items() if "\x00" in str(value)]
+    bad += [("query", name) for name, value in request.query_params.multi_items() if "\x00" in value + name]
+    detail = []
+    for where, name in bad:
+        shown = name.replace("\x00", "\\u0000")
+        detail.append({"loc": [where, shown], "field": shown, "type": "value_error",
+                       "msg": f"{shown}: tidak boleh berisi karakter NUL (\\u0000)"})
+    if detail:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail)
+
+
+async def server_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of ours, not the client's: {"detail": ...} like every other error (the traceback is
+    logged by the server, and a test of the API fails on it)."""
+    return JSONResponse({"detail": "Terjadi kesalahan di server; permintaan mungkin belum tercatat, silakan ulangi"},
+                        status_code=500)

@@ -187,6 +187,8 @@ MATRIX = {
     ("POST", "/api/v1/units/{unit_id}/status"): {R.field_unit, R.dispatcher, R.admin},
     ("POST", "/api/v1/units/{unit_id}/position"): {R.field_unit, R.admin},
     ("POST", "/api/v1/units/{unit_id}/panic"): {R.field_unit, R.dispatcher, R.admin},
+    ("POST", "/api/v1/units/{unit_id}/sign-in"): {R.field_unit, R.dispatcher, R.admin},
+    ("POST", "/api/v1/units/{unit_id}/sign-out"): {R.field_unit, R.dispatcher, R.admin},
     ("POST", "/api/v1/incidents/{incident_id}/assignments"): {R.dispatcher, R.admin},
     ("POST", "/api/v1/assignments/{assignment_id}/accept"): {R.field_unit, R.dispatcher, R.admin},
     ("POST", "/api/v1/assignments/{assignment_id}/decline"): {R.field_unit, R.dispatcher, R.admin},

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 from sqlalchemy import select
 
 from schemas import topics
@@ -25,7 +26,7 @@ from ..deps import (
 )
 from ..models import (
     AssignIn, AssignmentAnswerOut, AssignmentCreated, BackupIn, CommandAccepted, CommandPending, DeclineIn,
-    IntervalsOut, RelocateIn,
+    IntervalsOut, RelocateIn, plausible_time,
 )
 from .incidents import NOT_FOUND, _open_incident
 from .units import _unit
@@ -147,10 +148,17 @@ async def relocate_incident(incident_id: str, body: RelocateIn, principal: Dispa
     return _accepted(event_id, incident_id)
 
 
+def plausible_day(day: Date | None) -> Date | None:
+    """A day the intervals can be read for: its shifts, a day either side, are times in range."""
+    if day is not None:
+        plausible_time(datetime.combine(day, time(12), intervals.WIB))
+    return day
+
+
 @router.get("/api/v1/intervals", response_model=IntervalsOut)
 def list_intervals(principal: BoardReader, session: SessionDep, settings: SettingsDep,
-                   day: Annotated[Date | None, Query(alias="date", description="YYYY-MM-DD (WIB); today if omitted")]
-                   = None,
+                   day: Annotated[Date | None, Query(alias="date", description="YYYY-MM-DD (WIB); today if omitted"),
+                                  AfterValidator(plausible_day)] = None,
                    jurisdiction: Annotated[str | None, Query(max_length=64)] = None) -> IntervalsOut:
     """Call processing, turnout, travel and response per jurisdiction and shift: count, median, p90."""
     starts = intervals.parse_shift_starts(settings.shift_start_hours)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
@@ -21,7 +21,7 @@ from services.projection.verify import incident_chains
 
 from ..auth import Principal, Role
 from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, SettingsDep, Supervisor
-from ..scope import OUT_OF_SCOPE, check_in_scope, stations_within, visible_to
+from ..scope import check_in_scope, requested
 from ..models import (
     AssignmentOut, CommandAccepted, DecisionIn, IncidentIntervalsOut, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
     IncidentPage, IncidentSummary, ShareableIn, ShareableOut,
@@ -72,11 +72,16 @@ def _encode_cursor(opened_at, incident_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The place a next_cursor names; 422 for anything _encode_cursor did not make (a time without
+    its offset, one that cannot be put in UTC, or an id holding NUL cannot be compared or queried)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, incident_id = raw.split("|", 1)
-        return datetime.fromisoformat(at), incident_id
-    except (ValueError, UnicodeDecodeError):
+        opened_at = datetime.fromisoformat(at)
+        if opened_at.tzinfo is None or "\x00" in incident_id:
+            raise ValueError(cursor)
+        return opened_at.astimezone(timezone.utc), incident_id
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
                             [{"loc": ["query", "cursor"], "msg": "cursor tidak dikenal: pakai next_cursor dari halaman "
                               "sebelumnya", "type": "value_error"}]) from None
@@ -95,14 +100,11 @@ def list_incidents(principal: IncidentReader, session: SessionDep, settings: Set
     """The incident queue, newest first, a page at a time. A field unit sees the incidents it is
     assigned to; a token with a jurisdiction sees that jurisdiction only."""
     query = select(t.Incident)
-    allowed = visible_to(principal, settings)
-    if jurisdiction:
-        wanted = stations_within(settings, jurisdiction)
-        if allowed is not None and not wanted <= allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
-        query = query.where(t.Incident.jurisdiction.in_(sorted(wanted)))
-    elif allowed is not None:
-        query = query.where(placed_within(allowed))
+    stations = requested(principal, settings, jurisdiction)
+    if jurisdiction:  # exactly what was asked for
+        query = query.where(t.Incident.jurisdiction.in_(sorted(stations)))
+    elif stations is not None:
+        query = query.where(placed_within(stations))
     if principal.role is Role.field_unit:
         query = query.where(t.Incident.incident_id.in_(
             select(t.Assignment.incident_id).where(t.Assignment.unit_id == principal.unit_id)))

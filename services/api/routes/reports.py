@@ -115,7 +115,8 @@ async def submit_report(
     area = area_of(settings, body.location, fallback=fallback)
     if body.lp_model and area == UNLOCATED:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            "lp_model: LP memerlukan lokasi yang dikenali atau yurisdiksi petugas pada token")
+                            [{"loc": ["body", "lp_model"], "field": "lp_model", "type": "value_error",
+                              "msg": "lp_model: LP memerlukan lokasi yang dikenali atau yurisdiksi petugas pada token"}])
     fields = body.model_dump(exclude={"reporter"})
     fields["reporter"] = body.reporter.as_reporter()
     fields["received_by"] = principal.sub

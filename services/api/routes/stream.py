@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from ..deps import BoardReader, SettingsDep
 from ..live import RETRY_MS, LiveHub, StreamFilter, parse_types
-from ..scope import OUT_OF_SCOPE, stations_within, visible_to
+from ..scope import requested
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 NOT_READY = "Siaran langsung belum siap; coba lagi sebentar lagi"
@@ -68,14 +68,7 @@ async def stream(request: Request, principal: BoardReader, settings: SettingsDep
         wanted = parse_types(types)
     except ValueError as exc:
         raise _bad_types(str(exc)) from None
-    allowed = visible_to(principal, settings)
-    stations = allowed
-    if jurisdiction:
-        if allowed is not None and jurisdiction not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
-        stations = stations_within(settings, jurisdiction)
-        if allowed is not None and stations is not None:
-            stations = stations & allowed
+    stations = requested(principal, settings, jurisdiction)
     hub: LiveHub | None = getattr(request.app.state, "live", None)
     if hub is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY, headers={"Retry-After": "2"})

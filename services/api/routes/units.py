@@ -11,7 +11,8 @@ from sqlalchemy import select
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
 from schemas.events import (
-    ChangeUnitStatus, Location, Reporter, ReportReceived, UnitPositionReported, UnitRegistered, UnitStatus,
+    ChangeUnitStatus, Location, Reporter, ReportReceived, UnitPositionReported, UnitRegistered, UnitSignedIn,
+    UnitSignedOut, UnitStatus,
 )
 from schemas.registry import make_event
 from services.dispatch import lifecycle
@@ -20,11 +21,11 @@ from services.projection.projector import as_aware
 
 from .. import commands
 from ..auth import Principal, Role
-from ..scope import OUT_OF_SCOPE, stations_within, visible_to
+from ..scope import requested
 from ..deps import Admin, BoardReader, PositionWriter, PublisherDep, SessionDep, SettingsDep, UnitActor
 from ..models import (
     CommandPending, PanicAccepted, PanicIn, PositionAccepted, PositionIn, UnitIn, UnitOut, UnitsOut, UnitStatusIn,
-    UnitStatusOut,
+    UnitSessionIn, UnitSessionOut, UnitStatusOut,
 )
 from services.intake.setup import area_of
 
@@ -50,13 +51,8 @@ def _unit(session, unit_id: str) -> t.Unit:
 def units_in_scope(principal: Principal, settings, jurisdiction: str | None = None):
     """The units a token may see, optionally within a jurisdiction (a station and those under it)."""
     query = select(t.Unit)
-    allowed = visible_to(principal, settings)
-    if jurisdiction:
-        wanted = stations_within(settings, jurisdiction)
-        if allowed is not None and not wanted <= allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
-        allowed = wanted
-    return query if allowed is None else query.where(t.Unit.jurisdiction.in_(sorted(allowed)))
+    stations = requested(principal, settings, jurisdiction)
+    return query if stations is None else query.where(t.Unit.jurisdiction.in_(sorted(stations)))
 
 
 def unit_out(u: t.Unit, now, max_age_s: float) -> UnitOut:
@@ -70,7 +66,7 @@ def unit_out(u: t.Unit, now, max_age_s: float) -> UnitOut:
                    capabilities=u.capabilities, status=u.status, incident_id=u.incident_id, position=position,
                    availability=lifecycle.PRIMARY.get(u.status, lifecycle.UNAVAILABLE),
                    status_since=as_aware(u.status_since), stale=stale, shift=_shift(u.shift_start_h, u.shift_end_h),
-                   jurisdiction=u.jurisdiction)
+                   jurisdiction=u.jurisdiction, signed_in=u.signed_in)
 
 
 def _shift(start_h: int | None, end_h: int | None) -> str | None:
@@ -136,6 +132,32 @@ async def report_position(unit_id: str, body: PositionIn, principal: PositionWri
                                  heading=body.heading)
     await commands.publish(publisher, topics.UNIT_POSITIONS, make_event(event, source="/spkt/api"))
     return PositionAccepted(unit_id=unit_id)
+
+
+async def _sign(unit_id: str, body: UnitSessionIn, principal: Principal, session, publisher, signed_in: bool) -> UnitSessionOut:
+    _own_unit(principal, unit_id)
+    _unit(session, unit_id)
+    kind = UnitSignedIn if signed_in else UnitSignedOut
+    event = kind(unit_id=unit_id, at=utcnow(), by=principal.sub, device=body.device)
+    await commands.publish(publisher, topics.UNIT_STATUS, make_event(event, source="/spkt/api"))
+    return UnitSessionOut(unit_id=unit_id, signed_in=signed_in)
+
+
+@router.post("/{unit_id}/sign-in", status_code=202, response_model=UnitSessionOut,
+             responses={403: {"description": OWN_UNIT_ONLY}, 404: {"description": UNIT_NOT_FOUND}})
+async def sign_in(unit_id: str, body: UnitSessionIn, principal: UnitActor, session: SessionDep,
+                  publisher: PublisherDep) -> UnitSessionOut:
+    """The crew signed in on the field app: assignments are sent to the unit's phone again."""
+    return await _sign(unit_id, body, principal, session, publisher, True)
+
+
+@router.post("/{unit_id}/sign-out", status_code=202, response_model=UnitSessionOut,
+             responses={403: {"description": OWN_UNIT_ONLY}, 404: {"description": UNIT_NOT_FOUND}})
+async def sign_out(unit_id: str, body: UnitSessionIn, principal: UnitActor, session: SessionDep,
+                   publisher: PublisherDep) -> UnitSessionOut:
+    """The crew signed out of the field app: no alerts go to it there (its status is unchanged;
+    a dispatcher reaches it by radio)."""
+    return await _sign(unit_id, body, principal, session, publisher, False)
 
 
 @router.post("/{unit_id}/panic", status_code=202, response_model=PanicAccepted,
