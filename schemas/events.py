@@ -330,6 +330,28 @@ class UnitRegistered(EventData):
     email: str | None = Field(default=None, max_length=254)
 
 
+class _UnitSession(EventData):
+    subject_field = "unit_id"
+
+    unit_id: str
+    at: AwareDatetime
+    by: str = Field(description="who signed the unit in or out (the token's subject)")
+    device: str | None = Field(default=None, max_length=200, description="the phone or terminal, if given")
+
+
+class UnitSignedIn(_UnitSession):
+    """The unit's crew signed in on the field app: alerts reach it there."""
+
+    event_type = "unit.signed-in"
+
+
+class UnitSignedOut(_UnitSession):
+    """The unit's crew signed out of the field app: it is not alerted there until it signs in
+    again (its status is unchanged; a dispatcher reaches it by radio)."""
+
+    event_type = "unit.signed-out"
+
+
 class UnitStatusChanged(EventData):
     event_type = "unit.status-changed"
     subject_field = "unit_id"
@@ -890,6 +912,8 @@ class NotificationFailed(EventData):
 
 
 ALL_EVENTS: tuple[type[EventData], ...] = (
+    UnitSignedIn,
+    UnitSignedOut,
     IncidentMarkedShareable,
     ReportReceived,
     IncidentOpened,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from schemas.events import (
     EventData, IncidentMerged, IncidentOpened, IncidentSplit, LpRegistered, NotificationFailed, NotificationSent,
-    ReportAttached, ReportReceived, UnitRegistered, UnitStatusChanged,
+    ReportAttached, ReportReceived, UnitRegistered, UnitSignedIn, UnitSignedOut, UnitStatusChanged,
 )
 
 from .domain import IncidentFacts, ReporterContact, UnitContact
@@ -78,9 +78,13 @@ class MemoryDirectory:
             held = self._units.get(event.unit_id)
             self._units[event.unit_id] = UnitContact(unit_id=event.unit_id, callsign=event.callsign,
                                                      phone=event.phone, email=event.email,
-                                                     on_duty=held.on_duty if held else True)
+                                                     on_duty=held.on_duty if held else True,
+                                                     signed_in=held.signed_in if held else True)
         elif isinstance(event, UnitStatusChanged) and (held := self._units.get(event.unit_id)) is not None:
             self._units[event.unit_id] = UnitContact(**{**held.__dict__, "on_duty": event.status not in OFF_DUTY})
+        elif isinstance(event, (UnitSignedIn, UnitSignedOut)) and (held := self._units.get(event.unit_id)) is not None:
+            self._units[event.unit_id] = UnitContact(**{**held.__dict__,
+                                                        "signed_in": isinstance(event, UnitSignedIn)})
 
     def _forget_done_before(self, cutoff: datetime) -> None:
         for nid in [nid for nid, at in self.done.items() if at < cutoff]:

@@ -237,6 +237,7 @@ class UnitContact:
     phone: str | None
     email: str | None
     on_duty: bool  # off_duty / out_of_service units are not alerted
+    signed_in: bool = True  # a crew signed out of the field app is not alerted there
 
 
 class Directory(Protocol):
@@ -424,10 +425,11 @@ def _receipt(event: ReportReceived, event_id: str, directory: Directory, rules: 
 
 # --- units ----------------------------------------------------------------------------------------
 def _assignment(event: UnitAssigned, event_id: str, directory: Directory, rules: NotifyRules) -> list[Notification]:
-    """The assigned unit hears where to go, if it is on duty and reachable; a unit off duty or
-    out of service must not be called out by a message it may never read."""
+    """The assigned unit hears where to go, if it is on duty and reachable; a unit off duty, out
+    of service or signed out of the field app must not be called out by a message it may never
+    read (the dispatcher reaches it by radio)."""
     unit = directory.unit(event.unit_id)
-    if unit is None or not unit.on_duty:
+    if unit is None or not unit.on_duty or not unit.signed_in:
         return []
     facts = directory.incident(event.incident_id)
     recipient = Recipient("unit", unit.unit_id, email=usable_email(unit.email), phone=e164(unit.phone))

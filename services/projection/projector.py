@@ -19,7 +19,7 @@ from schemas.events import (
     AssignmentAcknowledged, AssignmentDeclined, AssignmentEnded, AssignmentUnacknowledged, AssistanceDecided, IncidentMarkedShareable,
     AssistanceEscalated, CommandRejected, DispatchRecommended, EventData, IncidentClosed, IncidentMerged,
     IncidentOpened, IncidentRelocated, IncidentSplit, LpRegistered, RecommendationRequested, ReportAttached,
-    ReportReceived, TargetBreached, UnitArrived, UnitAssigned, UnitPositionReported, UnitRegistered,
+    ReportReceived, TargetBreached, UnitArrived, UnitAssigned, UnitPositionReported, UnitRegistered, UnitSignedIn, UnitSignedOut,
     UnitStatusChanged, CustodyTransferred, DutyAssigned, DutyCheckedIn, DutyCheckInMissed, DutyCompleted,
     EvidenceCorrected, EvidenceRegistered, IncidentReopened, LegalClockStarted, LegalDeadlineOverdue,
     LetterSent, NotificationFailed, NotificationSent, SceneStatusChanged, SceneStepRecorded, SttlpIssued,
@@ -183,6 +183,14 @@ class Projector:
         unit.callsign, unit.kind, unit.station = e.callsign, e.kind, e.station
         unit.capabilities, unit.updated_at = list(e.capabilities), env.time
         unit.shift_start_h, unit.shift_end_h, unit.jurisdiction = e.shift_start_h, e.shift_end_h, e.jurisdiction
+
+    def _UnitSignedIn(self, s: Session, env: Envelope, e: UnitSignedIn) -> None:
+        s.execute(update(t.Unit).where(t.Unit.unit_id == e.unit_id).values(signed_in=True, signed_in_at=e.at,
+                                                                           updated_at=env.time))
+
+    def _UnitSignedOut(self, s: Session, env: Envelope, e: UnitSignedOut) -> None:
+        s.execute(update(t.Unit).where(t.Unit.unit_id == e.unit_id).values(signed_in=False, signed_in_at=e.at,
+                                                                           updated_at=env.time))
 
     def _UnitStatusChanged(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
         query = update(t.Unit).where(t.Unit.unit_id == e.unit_id)

@@ -156,6 +156,8 @@ class Unit(Base):
     shift_start_h: Mapped[int | None] = mapped_column(Integer)
     shift_end_h: Mapped[int | None] = mapped_column(Integer)
     jurisdiction: Mapped[str | None] = mapped_column(String(64), index=True)
+    signed_in: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")  # on the field app
+    signed_in_at: Mapped[datetime | None]
 
 
 class Assignment(Base):

@@ -164,3 +164,41 @@ def test_mail_server_away_for_a_while_then_the_receipt_arrives(system, receivers
     arrived = wait_for(lambda: mails_with(mail, made["tracking_code"], "dewi@warga.example"), timeout=60,
                        what="the receipt once the mail server is back")
     assert len(arrived) == 1
+
+
+def test_a_unit_signed_out_of_the_field_app_is_not_alerted_there_until_it_signs_in(system, receivers):
+    mail, gateway, _ = receivers
+    made = report(system, reporter={"name": "Rina", "email": "rina@warga.example"})
+    unit = f"ntf-out-{made['incident_id'][:6]}"
+    with api(system, Role.admin) as admin:
+        r = admin.post("/api/v1/units", json={"unit_id": unit, "callsign": "SABHARA-78", "kind": "car",
+                                               "station": "polsek-cempaka-putih", "phone": "081300007878"})
+        assert r.status_code == 201, r.text
+    with api(system, Role.field_unit, unit_id=unit) as phone, api(system, Role.dispatcher) as dispatcher:
+        wait_for(lambda: phone.post(f"/api/v1/units/{unit}/sign-out", json={"device": "HP dinas"}).status_code == 202,
+                 timeout=60, interval=1.0, what="the unit registered, then signed out")
+        assert phone.post(f"/api/v1/units/{unit}-other/sign-out", json={}).status_code == 403  # its own only
+        assert phone.post(f"/api/v1/units/{unit}/position", json={"lat": SPOT[0] + 0.004, "lon": SPOT[1]}).status_code == 202
+        wait_for(lambda: any(u["unit_id"] == unit and u["signed_in"] is False
+                             for u in dispatcher.get("/api/v1/units").json()["items"]),
+                 timeout=60, what="the board to show the unit signed out")
+
+        def assigned():
+            r = dispatcher.post(f"/api/v1/incidents/{made['incident_id']}/assignments", json={"unit_id": unit})
+            return r if r.status_code == 201 else None
+        first = wait_for(assigned, timeout=60, interval=1.0, what="the signed-out unit assigned")
+        # The same event tells the reporter a unit is on its way: once that mail is in, the unit's
+        # message would have been handled too.
+        wait_for(lambda: len(mails_with(mail, "", "rina@warga.example")) >= 2, timeout=60,
+                 what="the reporter told a unit is on its way")
+        to_unit = [r for r in gateway.requests if r["json"] and r["json"].get("to") == "+6281300007878"]
+        assert to_unit == []
+        # Signed in again, the next assignment reaches its phone.
+        assert phone.post(f"/api/v1/units/{unit}/sign-in", json={}).status_code == 202
+        wait_for(lambda: any(u["unit_id"] == unit and u["signed_in"] for u in dispatcher.get("/api/v1/units").json()["items"]),
+                 timeout=60, what="the board to show the unit signed in")
+        assert dispatcher.post(f"/api/v1/assignments/{first.json()['assignment_id']}/decline",
+                               json={"reason": "uji: tugaskan ulang"}).status_code in (200, 202)
+        wait_for(assigned, timeout=60, interval=1.0, what="the unit assigned again")
+    wait_for(lambda: [r for r in gateway.requests if r["json"] and r["json"].get("to") == "+6281300007878"],
+             timeout=60, what="the signed-in unit's assignment at the gateway")

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from schemas.events import (
     IncidentMerged, IncidentOpened, IncidentSplit, Location, NotificationSent, Reporter, ReportAttached,
-    ReportReceived, UnitRegistered, UnitStatusChanged,
+    ReportReceived, UnitRegistered, UnitStatusChanged, UnitSignedIn, UnitSignedOut,
 )
 from services.notify import domain
 from services.notify.directory import MemoryDirectory
@@ -50,6 +50,12 @@ def test_units_contact_and_duty_and_what_was_sent():
     assert d.unit("u1") == domain.UnitContact("u1", "SABHARA-1", "+6281300000001", None, True)
     d.apply(UnitStatusChanged(unit_id="u1", status="off_duty", changed_at=T0))
     assert d.unit("u1").on_duty is False
+    d.apply(UnitSignedOut(unit_id="u1", at=T0, by="u1"))
+    assert d.unit("u1").signed_in is False and d.unit("u1").on_duty is False
+    d.apply(UnitRegistered(unit_id="u1", callsign="SABHARA-1", kind="car", station="s", registered_at=T0))
+    assert d.unit("u1").signed_in is False  # registering again keeps what the crew did
+    d.apply(UnitSignedIn(unit_id="u1", at=T0, by="u1"))
+    assert d.unit("u1").signed_in is True
     d.apply(NotificationSent(notification_id="n1", template="receipt", recipient_kind="reporter", recipient="…0001",
                              channel="sms", attempts=1, cause_event_id="e", sent_at=T0))
     assert "n1" in d.done

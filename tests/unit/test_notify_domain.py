@@ -51,6 +51,7 @@ class FakeDirectory:
             "u-1": UnitContact("u-1", "SABHARA 07", "0811-1111-1111", "sabhara07@polri.example", True),
             "u-off": UnitContact("u-off", "SABHARA 09", "+6281100000009", None, False),
             "u-mute": UnitContact("u-mute", "SABHARA 10", None, None, True),
+            "u-away": UnitContact("u-away", "SABHARA 11", "+6281100000011", None, True, signed_in=False),
         }
 
     def reporter(self, report_id):
@@ -169,8 +170,8 @@ def test_the_unit_reads_its_phone_first_and_gets_what_it_needs_with_a_navigation
     assert unit.context["nav_url"] == "https://www.openstreetmap.org/directions?to=-6.244100,106.800100"
 
 
-@pytest.mark.parametrize("unit_id", ["u-off", "u-mute", "u-unknown"])
-def test_an_off_duty_unreachable_or_unknown_unit_is_not_alerted_but_the_reporters_still_hear(directory, unit_id):
+@pytest.mark.parametrize("unit_id", ["u-off", "u-mute", "u-away", "u-unknown"])
+def test_an_off_duty_unreachable_signed_out_or_unknown_unit_is_not_alerted_but_the_reporters_still_hear(directory, unit_id):
     notes = notify.plan("unit.assigned", assigned(unit_id=unit_id), "e-2", directory, RULES)
     assert by_template(notes, "unit_assignment") == []
     assert len(by_template(notes, "unit_on_the_way")) == 3
