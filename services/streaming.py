@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Awaitable, Callable, Iterable
 
@@ -26,6 +27,7 @@ from schemas.envelope import Envelope, EnvelopeError, derived_id, utcnow
 from schemas.events import EventData, MessageDeadLettered
 from schemas.registry import caused_by, make_event, parse
 from schemas.topics import DEAD_LETTERS, topic_for
+from services.redact import redact
 from spkt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,25 @@ Consumer._new_offset = _commit_nothing
 HANDLE, SEEN, SKIPPED = "handle", "seen", "skipped"
 
 
+@dataclass(frozen=True)
+class Stall:
+    """A partition with messages waiting and nothing handled from it for `quiet_s`."""
+
+    tp: object
+    position: int
+    waiting: int
+    quiet_s: float
+
+    @property
+    def reason(self) -> str:
+        return (f"partition {self.tp.topic}[{self.tp.partition}] stalled at offset {self.position} "
+                f"with {self.waiting} waiting for {self.quiet_s:.0f} s")
+
+
+def _iso(unix: float | None) -> str | None:
+    return None if unix is None else datetime.fromtimestamp(unix, timezone.utc).isoformat(timespec="seconds")
+
+
 class OffsetKeeper:
     """The next offset to handle in each partition, and the offsets to commit (one per faust app)."""
 
@@ -74,9 +95,18 @@ class OffsetKeeper:
         self.pending: dict = {}  # tp -> offset to commit
         self.rewinding: dict = {}  # tp -> (offset we sought back to, when, seeks repeated)
         self.progress_at: dict = {}  # tp -> when a message of it was last handled
+        self.idle_at: dict = {}  # tp -> when check_stalled last saw nothing waiting in it
         self.generation_at = time.monotonic()
         self.last_stall_check = 0.0
         self.last_commit = 0.0
+        # Readiness (written to the health file by `write_health`, read by `spkt status`):
+        self.stalled: dict = {}  # tp -> Stall, for partitions with messages waiting and no progress
+        self.ends: dict = {}  # tp -> end offset, as Kafka last said (refreshed by check_stalled)
+        self.starts: dict = {}  # tp -> committed offset of a partition nothing was handled from yet
+        self.last_handled_wall: float | None = None  # time.time() of the last message handled
+        self.health_path = None  # set by make_app; None: no health file
+        self.health_service = ""
+        self.last_health_write = 0.0
 
     def _start_generation(self) -> None:
         generation = self.app.consumer_generation_id
@@ -89,6 +119,8 @@ class OffsetKeeper:
             self.next.clear()
             self.pending.clear()
             self.rewinding.clear()
+            self.stalled.clear()
+            self.starts.clear()
 
     async def check(self, message) -> str | list:
         """HANDLE this message, or it was SEEN already, or it came after a jump: the skipped
@@ -137,12 +169,17 @@ class OffsetKeeper:
         await self.app.consumer.seek(tp, expected)
         return SKIPPED
 
-    stall_check_every_s = 5.0
-    stall_after_s = 20.0  # a partition with messages waiting and none handled for this long: stuck
+    stall_check_every_s = 2.0
+    unready_after_s = 10.0  # a partition with messages waiting and none handled for this long: unready
+    stall_after_s = 20.0  # ... and for this long: stuck; the worker restarts
 
     async def check_stalled(self) -> None:
-        """A partition of ours with messages waiting that nothing has been handled from for a
-        while: the consumer stopped delivering it (seen after a restart). Restart the worker."""
+        """Partitions of ours with messages waiting that nothing has been handled from for a while.
+
+        After `unready_after_s` the worker is unready (its health file says which partition, where
+        and how many wait) and says so in its log; after `stall_after_s` it restarts, since the
+        consumer was seen to stop delivering a partition for good (after a restart, in CI), and a
+        fresh process starts from the committed offset (supervisord restarts it)."""
         now = time.monotonic()
         if now - self.last_stall_check < self.stall_check_every_s:
             return
@@ -151,21 +188,115 @@ class OffsetKeeper:
         if not self.app.flow_control.is_active():
             return  # mid-rebalance
         tps = [tp for tp in self.app.consumer.assignment() if tp.topic.startswith("spkt.")]
-        quiet = [tp for tp in tps if now - max(self.progress_at.get(tp, 0.0), self.generation_at) > self.stall_after_s]
-        if not quiet:
-            return
-        ends = await self.lookup.latest_of(quiet)
-        for tp in quiet:
-            position = self.next.get(tp)
-            if position is None:
-                position = await self.lookup.start_of(tp)
-            end = ends.get(tp)
-            if end is not None and position is not None and end > position:
+        # Every partition's end, for the health file's lag; one request however many there are.
+        ends = await self.lookup.latest_of(tps) if tps else {}
+        if ends:
+            self.ends = {tp: ends[tp] for tp in tps if tp in ends}
+        threshold = min(self.unready_after_s, self.stall_after_s)
+        # Quiet since the last message handled, the assignment, or the last check that found
+        # nothing waiting (`idle_at`). Without the last, a partition idle since its assignment
+        # that gets a message while the agent is busy with others (a burst of poison messages,
+        # each one dead-lettered) counted as stuck for as long as it had been idle, and the
+        # worker restarted although nothing was wrong (seen in test_poison_messages).
+        quiet = {tp: now - max(self.progress_at.get(tp, 0.0), self.generation_at, self.idle_at.get(tp, 0.0))
+                 for tp in tps}
+        stalled: dict = {}
+        for tp, quiet_for in quiet.items():
+            if tp not in ends:
+                continue
+            position = await self._position(tp)  # known once a partition was handled or asked about
+            if position is not None and ends[tp] <= position:
+                self.idle_at[tp] = now
+            elif position is not None and quiet_for > threshold:
+                stalled[tp] = Stall(tp, position, ends[tp] - position, quiet_for)
+        if not ends and tps:
+            stalled = {tp: s for tp, s in self.stalled.items() if tp in quiet}  # Kafka cannot say: as before
+        for tp, stall in stalled.items():
+            if tp not in self.stalled:
+                log.error("%s; the worker is unready", stall.reason, extra={
+                    "topic": tp.topic, "partition": tp.partition, "offset": stall.position, "lag": stall.waiting,
+                    "reason": "stalled"})
+        for tp in self.stalled:
+            if tp not in stalled:
+                log.info("%s[%d] is making progress again", tp.topic, tp.partition,
+                         extra={"topic": tp.topic, "partition": tp.partition})
+        self.stalled = stalled
+        for tp, stall in stalled.items():
+            if stall.quiet_s > self.stall_after_s:
                 log.error("%s: %d messages waiting from offset %d and none handled for %.0f s; restarting the "
-                          "worker", tp, end - position, position, self.stall_after_s,
-                          extra={"topic": tp.topic, "partition": tp.partition})
-                await self.app.crash(RuntimeError(f"{tp} stalled at offset {position}"))
+                          "worker", tp, stall.waiting, stall.position, self.stall_after_s,
+                          extra={"topic": tp.topic, "partition": tp.partition, "offset": stall.position,
+                                 "lag": stall.waiting, "reason": "stalled"})
+                self.write_health(force=True)
+                await self.app.crash(RuntimeError(f"{tp} stalled at offset {stall.position}"))
                 return
+
+    async def _position(self, tp) -> int | None:
+        """The next offset to handle: ours, or (nothing handled yet) the group's, asked once per assignment."""
+        position = self.next.get(tp)
+        if position is None:
+            position = self.starts.get(tp)
+        if position is None:
+            position = await self.lookup.start_of(tp)
+            if position is not None:
+                self.starts[tp] = position
+        return position
+
+    # --- health: `<state_dir>/run/health/<service>.json`, read by `spkt status` -------------------
+    health_every_s = 1.0
+
+    def health(self) -> dict:
+        """Ready or not and why, and each assigned partition's position, end, lag and last progress."""
+        mono, wall = time.monotonic(), time.time()
+
+        def walltime(at: float | None) -> float | None:
+            return None if not at else wall - (mono - at)
+
+        try:
+            assigned = sorted((tp for tp in self.app.consumer.assignment() if tp.topic.startswith("spkt.")),
+                              key=lambda tp: (tp.topic, tp.partition))
+        except Exception:  # the consumer is not there yet
+            assigned = []
+        generation = self.app.consumer_generation_id
+        if self.stalled:
+            ready, reason = False, "; ".join(s.reason for s in self.stalled.values())
+        elif not generation:
+            ready, reason = False, "joining the consumer group"
+        elif not self.app.flow_control.is_active():
+            ready, reason = False, "rebalancing"
+        else:
+            ready, reason = True, None
+        partitions = []
+        for tp in assigned:
+            position = self.next.get(tp, self.starts.get(tp))
+            end = self.ends.get(tp)
+            progress = walltime(self.progress_at.get(tp))
+            partitions.append({
+                "topic": tp.topic, "partition": tp.partition, "position": position, "end": end,
+                "lag": None if end is None or position is None else max(0, end - position),
+                "last_progress_unix": progress, "last_progress_at": _iso(progress),
+                "stalled": tp in self.stalled,
+            })
+        lags = [p["lag"] for p in partitions if p["lag"] is not None]
+        return {
+            "service": self.health_service, "pid": os.getpid(), "ready": ready, "reason": reason,
+            "generation": generation, "updated_unix": wall, "updated_at": _iso(wall),
+            "lag": sum(lags) if lags else None,
+            "last_progress_unix": self.last_handled_wall, "last_progress_at": _iso(self.last_handled_wall),
+            "partitions": partitions,
+        }
+
+    def write_health(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.health_path is None or (not force and now - self.last_health_write < self.health_every_s * 0.8):
+            return
+        self.last_health_write = now
+        try:
+            from deploy.health import write_health
+
+            write_health(self.health_path, self.health())
+        except Exception as exc:  # a full disk must not stop the worker; say so
+            log.warning("could not write the health file %s: %s", self.health_path, exc)
 
     async def watch(self) -> None:
         """Seeks whose offset has not come back: seek again; after a few tries, restart the worker.
@@ -173,6 +304,7 @@ class OffsetKeeper:
 
         Run by a timer, not per message: a partition can stall without delivering anything."""
         await self.check_stalled()
+        self.write_health()
         now = time.monotonic()
         for tp, (expected, since, attempts) in list(self.rewinding.items()):
             if now - since < self.rewind_patience_s:
@@ -192,6 +324,7 @@ class OffsetKeeper:
 
     def handled(self, message) -> None:
         self.progress_at[message.tp] = time.monotonic()
+        self.last_handled_wall = time.time()
         self.next[message.tp] = message.offset + 1
         self.pending[message.tp] = message.offset + 1
 
@@ -434,11 +567,20 @@ def make_app(service: str, settings: Settings) -> faust.App:
         datadir=str(datadir),
     )
     app.offsets = OffsetKeeper(app, OffsetLookup(settings, f"spkt-{service}"))
+    from deploy.health import health_path
+
+    app.offsets.health_path, app.offsets.health_service = health_path(settings, service), service
 
     @app.timer(interval=OffsetKeeper.commit_every_s)
     async def commit_handled_offsets() -> None:
         await app.offsets.watch()
         await app.offsets.commit(force=True)
+
+    @app.timer(interval=OffsetKeeper.health_every_s)
+    async def write_health() -> None:
+        # A timer of its own: the one above can wait on Kafka for seconds, and a health file not
+        # refreshed would read as a worker stopped.
+        app.offsets.write_health()
 
     return app
 
@@ -518,9 +660,10 @@ async def _handle_one(app: faust.App, service: str, handler: Handler, message) -
         raise
     except Exception as exc:
         level = logging.WARNING if isinstance(exc, EnvelopeError) else logging.ERROR
-        log.log(level, "message set aside to dead letters: %s", exc, exc_info=level == logging.ERROR,
+        reason = redact(str(exc) or type(exc).__name__)  # the dead letter keeps it whole; the log, no contacts
+        log.log(level, "message set aside to dead letters: %s", reason, exc_info=level == logging.ERROR,
                 extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
-                       "reason": str(exc)})
+                       "reason": reason})
         await publish(app, dead_letter(service, message, exc))
     else:
         for out in outgoing:

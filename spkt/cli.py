@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from spkt.cli_dlq import dlq_app
 from spkt.cli_kafka import kafka_app
 from spkt.settings import get_settings
 
@@ -22,6 +23,7 @@ verify_app = typer.Typer(help="Check that a record still holds (hash chains).", 
 notify_app = typer.Typer(help="Notifications: templates.", no_args_is_help=True)
 projection_app = typer.Typer(help="The read model (the API's database).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(verify_app, name="verify")
@@ -111,19 +113,31 @@ def down() -> None:
 
 
 @app.command()
-def status() -> None:
-    """Every process: state, pid, log file."""
+def status(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Every process (state, pid, log), each worker's readiness (why not), consumer lag and last progress."""
+    from deploy.health import as_json as report_json, status_report, status_rows
     from deploy.stack import Stack
 
-    stack = Stack(get_settings(), demo=True)
-    processes = stack.processes()
+    settings = get_settings()
+    processes = Stack(settings, demo=True).processes()
     if not processes:
-        out.print("not running")
+        if as_json:
+            print(report_json({"running": False, "services": []}))
+        else:
+            out.print("not running")
         raise typer.Exit(1)
-    table = Table("process", "state", "pid", "log")
-    for p in processes:
-        table.add_row(p.name, p.state, str(p.pid or "-"), str(p.log))
+    report = status_report(settings, processes)
+    if as_json:
+        print(report_json({"running": True, **report}))
+        return
+    table = Table("process", "state", "pid", "ready", "lag", "last progress", "log")
+    for row in status_rows(report):
+        table.add_row(*row)
     out.print(table)
+    broker = report["broker"]
+    if not broker["reachable"]:
+        err.print(f"[bold red]broker {broker['bootstrap']} not reachable[/bold red]: {broker['error']} "
+                  "(consumer lag unknown)", highlight=False)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from schemas.envelope import Envelope, derived_id, utcnow
 from schemas.events import EventData, MessageDeadLettered, NotificationFailed, NotificationSent
 from schemas.registry import make_event
 from services import feeds
+from services.redact import redact
 from services.streaming import Origin, Outgoing, handle_each, publish
 
 from . import domain
@@ -165,11 +166,11 @@ async def _deliver_one(nid: str, entry: dict, n: domain.Notification, recipient:
                 cause_event_id=n.event_id, failed_at=utcnow()))
         else:
             _next_try[nid] = time.monotonic() + _backoff(_attempts[nid])
-            log.warning("notification delayed: %s", outcome.reason,
+            log.warning("notification delayed: %s", redact(outcome.reason),
                         extra={"notification_id": nid, "incident_id": n.incident_id, "attempt": _attempts[nid]})
     except Exception as exc:  # never lose it: tried again later
         _next_try[nid] = time.monotonic() + _backoff(_attempts[nid])
-        log.exception("notification delivery error: %s", exc, extra={"notification_id": nid})
+        log.exception("notification delivery error: %s", redact(exc), extra={"notification_id": nid})
     finally:
         _in_flight.discard(nid)
         _busy_endpoints.discard(endpoint)
@@ -182,7 +183,7 @@ async def _say(entry: dict, event: EventData) -> None:
     envelope = make_event(event, source=SOURCE, event_id=derived_id(event.event_type, nid))
     await publish(app, Outgoing(topics.NOTIFICATIONS, envelope, partition=entry["partition"]))
     if isinstance(event, NotificationFailed):  # set aside with the reason, for an operator to re-drive
-        log.error("notification failed: %s", event.reason, extra={"notification_id": nid,
+        log.error("notification failed: %s", redact(event.reason), extra={"notification_id": nid,
                                                                   "incident_id": event.incident_id})
         letter = MessageDeadLettered(
             service=SERVICE, reason=event.reason, error_kind="notification_failed", original_topic=topics.NOTIFICATIONS,
