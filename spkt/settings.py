@@ -17,6 +17,10 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(os.environ.get(var) or Path.home() / fallback)
 
 
+class MissingSecret(RuntimeError):
+    """A secret that must come from the environment (production) does not."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPKT_", extra="ignore")
 
@@ -56,6 +60,8 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(
         default=None, description="HMAC key for tokens; default a random key kept in <state_dir>/jwt-secret."
     )
+    secrets_from_environment: bool = Field(default=False, description=(
+        "Production: refuse to make up a token key; SPKT_JWT_SECRET must be set (at least 32 characters)."))
     token_ttl_s: int = Field(default=8 * 3600, description="Default lifetime of a token from `spkt token`.")
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
     ack_timeout_s: float = Field(default=10.0, description="How long the API waits for the broker's acknowledgement.")
@@ -174,7 +180,11 @@ class Settings(BaseSettings):
     def signing_key(self) -> str:
         """The token key: configured, or created once and kept beside the state."""
         if self.jwt_secret:
+            if self.secrets_from_environment and len(self.jwt_secret) < 32:
+                raise MissingSecret("SPKT_JWT_SECRET is shorter than 32 characters")
             return self.jwt_secret
+        if self.secrets_from_environment:
+            raise MissingSecret("SPKT_JWT_SECRET is not set, and SPKT_SECRETS_FROM_ENVIRONMENT forbids making one up")
         path = self.state_dir / "jwt-secret"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

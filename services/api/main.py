@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        settings.signing_key()  # a missing production secret stops the start, not the first request
         app.state.sessions = prepare(settings.db_url)
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()

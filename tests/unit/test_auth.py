@@ -39,3 +39,15 @@ def test_without_a_configured_secret_one_is_made_once_and_kept(tmp_path):
     a, b = Settings(state_dir=tmp_path), Settings(state_dir=tmp_path)
     assert a.signing_key() == b.signing_key() and len(a.signing_key()) > 40
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_production_takes_the_token_key_from_the_environment_only(tmp_path):
+    from spkt.settings import MissingSecret
+
+    with pytest.raises(MissingSecret, match="SPKT_JWT_SECRET is not set"):
+        Settings(state_dir=tmp_path, secrets_from_environment=True).signing_key()
+    assert not (tmp_path / "jwt-secret").exists()  # nothing made up on disk
+    with pytest.raises(MissingSecret, match="shorter"):
+        Settings(state_dir=tmp_path, secrets_from_environment=True, jwt_secret="short").signing_key()
+    key = "k" * 40
+    assert Settings(state_dir=tmp_path, secrets_from_environment=True, jwt_secret=key).signing_key() == key
