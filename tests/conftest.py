@@ -31,12 +31,18 @@ def kafka_settings(tmp_path_factory):
     """
     import os
 
+    with own_kafka(tmp_path_factory.mktemp("kafka-session"), os.environ.get("SPKT_TEST_KAFKA_BOOTSTRAP")) as settings:
+        yield settings
+
+
+@contextmanager
+def own_kafka(base, external: str | None = None):
+    """A broker of its own (the project's deploy code, free loopback ports) with the topics created,
+    for tests whose volume would slow every later test's projection (it replays the whole history)."""
     from deploy.kafka import KafkaCluster, free_port_block
     from deploy.topics import create_topics
     from spkt.settings import Settings
 
-    base = tmp_path_factory.mktemp("kafka-session")
-    external = os.environ.get("SPKT_TEST_KAFKA_BOOTSTRAP")
     port, controller = free_port_block(1)
     broker = Settings(kafka_bootstrap=external or None, kafka_port=port, kafka_controller_port=controller,
                       kafka_data_dir=base / "kafka", state_dir=base, cache_dir=Settings().cache_dir)

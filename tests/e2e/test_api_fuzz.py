@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.api.auth import Role, mint
-from tests.conftest import fresh_database
+from tests.conftest import fresh_database, own_kafka
 from tests.support import api_client, running_system, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -38,15 +38,18 @@ STREAM = "/api/v1/stream"  # an endless Server-Sent Events stream: test_live_str
 
 
 @pytest.fixture(scope="module", params=["postgresql"])
-def system(request, kafka_settings, tmp_path_factory):
+def system(request, tmp_path_factory):
     """The whole stack, its read model on PostgreSQL: it refuses what SQLite takes (text holding
     NUL, a string longer than its column), so what passes here passes there. One database only:
     each fuzzing run takes minutes (add "sqlite" to the params to fuzz both).
 
     The fuzzer writes far faster than anyone could: no rate limit may answer for the API, and a
-    command whose outcome is slow answers 202 after half a second."""
+    command whose outcome is slow answers 202 after half a second. Its own broker: thousands of
+    generated events on the session's broker would make every later test's projection (a fresh
+    read model replays the whole history) catch up on them first."""
     state = tmp_path_factory.mktemp(f"e2e-fuzz-{request.param}")
-    with fresh_database(request.param, state) as url, \
+    with own_kafka(tmp_path_factory.mktemp("kafka-fuzz")) as kafka_settings, \
+            fresh_database(request.param, state) as url, \
             running_system(kafka_settings, state, database_url=url, command_wait_s=0.5,
                            token_limit_per_minute=1_000_000, caller_limit_per_minute=1_000_000,
                            public_limit_per_minute=1_000_000) as settings:
