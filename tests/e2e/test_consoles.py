@@ -48,8 +48,9 @@ def playwright():
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
+    from playwright.sync_api import sync_playwright  # a dev dependency: installed by ./spkt.sh
+
+    with sync_playwright() as p:
         yield p
 
 

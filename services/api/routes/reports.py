@@ -47,7 +47,7 @@ def tracking_code(report_id: str) -> str:
     return "SPKT-" + "".join(chars[:4]) + "-" + "".join(chars[4:])
 
 
-def _limit(request: Request, key: str, limiter_name: str) -> None:
+def rate_limit(request: Request, key: str, limiter_name: str) -> None:
     retry_after = getattr(request.app.state, limiter_name).hit(key)
     if retry_after is not None:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
@@ -108,9 +108,9 @@ async def submit_report(
     settings: SettingsDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ):
     """Record a report from a console or a patrol. Answers 202 only after the broker has it."""
-    _limit(request, f"token:{principal.sub}", "token_limiter")
+    rate_limit(request, f"token:{principal.sub}", "token_limiter")
     if body.reporter.phone:
-        _limit(request, f"caller:{body.reporter.phone}", "caller_limiter")
+        rate_limit(request, f"caller:{body.reporter.phone}", "caller_limiter")
     fallback = principal.jurisdiction
     area = area_of(settings, body.location, fallback=fallback)
     if body.lp_model and area == UNLOCATED:
@@ -143,7 +143,7 @@ async def inbound_message(
         message = InboundMessage.model_validate_json(raw)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
-    _limit(request, f"caller:{message.sender}", "caller_limiter")
+    rate_limit(request, f"caller:{message.sender}", "caller_limiter")
     location = Location(lat=message.lat, lon=message.lon)
     area = area_of(settings, location)
     fields = {"channel": message.channel, "reporter": Reporter(phone=message.sender), "description": message.text,

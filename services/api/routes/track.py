@@ -15,7 +15,7 @@ from services.projection.projector import as_aware
 
 from ..deps import SessionDep
 from ..models import Milestone, TrackOut
-from .reports import _limit
+from .reports import rate_limit
 
 router = APIRouter(tags=["public"])
 
@@ -76,7 +76,7 @@ def milestones(session, report: t.Report) -> tuple[list[Milestone], str | None]:
                                                                           429: {"description": "Terlalu sering"}})
 def track(tracking_code: Annotated[str, Path(max_length=32)], request: Request, session: SessionDep) -> TrackOut:
     """Where a report stands, for the person who made it (no token: the code is the key)."""
-    _limit(request, f"public:{request.client.host if request.client else '-'}", "public_limiter")
+    rate_limit(request, f"public:{request.client.host if request.client else '-'}", "public_limiter")
     report = session.scalars(select(t.Report).filter_by(tracking_code=tracking_code.strip().upper())).first()
     if report is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, UNKNOWN)
