@@ -13,9 +13,18 @@ from schemas.events import (
     AssignUnit, ChangeUnitStatus, IncidentOpened, Location, UnitPositionReported, UnitRegistered,
 )
 from schemas.registry import make_event
+from tests.conftest import own_kafka
 from tests.support import Process, events_on, publish, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def kafka_settings(tmp_path_factory):
+    """A broker of this module's own: a dispatch worker starting on the session's broker first
+    rebuilds every earlier test's units and holds, and in CI that once took past the waits below."""
+    with own_kafka(tmp_path_factory.mktemp("kafka-dispatch-workers")) as settings:
+        yield settings
 
 GROUP = "spkt-dispatch"
 ATTEMPTS, ROUNDS = 12, 4
