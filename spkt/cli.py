@@ -302,6 +302,27 @@ def notify_preview(template: str = typer.Argument(..., help="e.g. receipt, sp2hp
 
 
 @app.command()
+def bench(
+    names: Optional[list[str]] = typer.Argument(
+        None, help="recommend | pipeline | positions | api | live | recovery | memory (all when none)"),
+    quick: bool = typer.Option(False, "--quick", help="Smoke sizes, seconds each; publishes nothing."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work folders (brokers, logs) for a look."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Also write this run's report here."),
+) -> None:
+    """Run the benchmarks: a table of figures against their targets, JSON, and docs/performance.md."""
+    from pathlib import Path
+
+    from benchmarks.run import failed, run as run_benchmarks
+
+    try:
+        report = run_benchmarks(names, quick=quick, keep=keep, json_out=Path(json_out) if json_out else None)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    if failed(report):
+        raise typer.Exit(1)
+
+
+@app.command()
 def config() -> None:
     """The settings in force (environment variables SPKT_*)."""
     settings = get_settings()

@@ -1,0 +1,109 @@
+"""The real system for the benchmarks that need one: a broker of the benchmark's own and every
+process `spkt up` runs, on free loopback ports, in the benchmark's work folder.
+
+The same deploy code as `spkt up` (deploy.kafka, deploy.topics, deploy.stack): what is measured
+is what a police centre runs.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from deploy.kafka import KafkaCluster, free_port_block
+from deploy.stack import Stack, start_system
+from deploy.topics import create_topics
+from spkt.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def own_broker(base: Path) -> Iterator[Settings]:
+    """A one-broker cluster on free ports with the topics created; stopped at the end."""
+    port, controller = free_port_block(1)
+    broker = Settings(kafka_bootstrap=None, kafka_port=port, kafka_controller_port=controller,
+                      kafka_data_dir=base / "kafka", state_dir=base, cache_dir=Settings().cache_dir)
+    cluster = KafkaCluster(broker)
+    cluster.up()
+    try:
+        create_topics(broker)
+        yield Settings(kafka_bootstrap=broker.bootstrap, state_dir=base, kafka_session_timeout_s=6.0,
+                       jwt_secret="bench-secret-" + "x" * 32)
+    finally:
+        cluster.down()
+
+
+@contextmanager
+def running_system(kafka: Settings, state: Path, **overrides) -> Iterator[tuple[Settings, Stack]]:
+    """Every process of the system on `kafka`'s broker, with its own state folder, SQLite read
+    model and API port (overrides: any Settings field); stopped at the end."""
+    state.mkdir(parents=True, exist_ok=True)
+    settings = Settings(**{**kafka.model_dump(), "state_dir": state, "api_port": free_port(),
+                           "database_url": f"sqlite:///{state / 'spkt.db'}", **overrides})
+    stack = start_system(settings)
+    try:
+        yield settings, stack
+    finally:
+        stack.stop()
+
+
+def token(settings: Settings, role: str = "dispatcher", **claims) -> str:
+    """A signed token for the running API (`spkt token`'s)."""
+    from services.api.auth import Role, mint
+
+    return mint(settings, sub=f"bench-{role}", role=Role(role), **claims)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, from /proc (MB = 2^20 bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ProcessLookupError(pid)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (a worker's own subprocesses, if any)."""
+    total = rss_mb(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(tree_rss_mb(int(c)) for c in children if Path(f"/proc/{c}").exists())
+
+
+def machine() -> dict:
+    """The machine the figures were measured on."""
+    import platform
+    import subprocess
+    import sys
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "platform": platform.platform(),
+            "python": sys.version.split()[0], "commit": commit}
