@@ -1,30 +1,32 @@
 """Annotated dependencies shared by the routes."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from spkt.settings import Settings, get_settings
+from spkt.settings import Settings
 
-from .auth import Principal, Role, allow
+from .auth import Principal, Role, allow, app_settings
 from .publisher import Publisher
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # Opening and closing a session only takes and returns a pooled connection: no thread needed
+    # (auth.current_principal says why that matters). The queries run in the route's thread.
     with request.app.state.sessions() as session:
         yield session
 
 
-def get_publisher(request: Request) -> Publisher:
+async def get_publisher(request: Request) -> Publisher:
     return request.app.state.publisher
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 
 R = Role
 ReportWriter = Annotated[Principal, Depends(allow(R.call_taker, R.dispatcher, R.field_unit, R.admin))]

@@ -355,8 +355,11 @@ class Subscription:
                 wait = min(wait, max(0.0, due - now))
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: wait_for makes a task of every wait, and with
+                # hundreds of consoles every event ends hundreds of waits.
+                async with asyncio.timeout(max(wait, 0.001)):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
 

@@ -85,7 +85,7 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-def no_nul_in_parameters(request: Request) -> None:
+async def no_nul_in_parameters(request: Request) -> None:
     """422 for a path or query parameter holding NUL (U+0000): no id, code or filter has one, and
     PostgreSQL refuses to compare text with one (request bodies: models.RequestBody)."""
     bad = [("path", name) for name, value in request.path_params.items() if "\x00" in str(value)]

@@ -31,7 +31,10 @@ router = APIRouter()
 
 
 def _settings(request: Request) -> Settings:
-    """The app's settings (create_app overrides get_settings with the ones it was made with)."""
+    """The app's settings (as auth.app_settings finds them)."""
+    settings = getattr(request.app.state, "settings", None)
+    if settings is not None:
+        return settings
     provider = request.app.dependency_overrides.get(get_settings, get_settings)
     return provider()
 

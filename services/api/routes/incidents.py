@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
-from fastapi.responses import JSONResponse
-from sqlalchemy import and_, or_, select
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import and_, bindparam, or_, select
 
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
@@ -17,7 +17,7 @@ from services.dispatch import intervals
 from services.intake.domain import UNLOCATED
 from services.projection import tables as t
 from services.projection.projector import as_aware
-from services.projection.verify import incident_chains
+from services.projection.verify import incident_chains, timeline_rows
 
 from ..auth import Principal, Role
 from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, SettingsDep, Supervisor
@@ -35,21 +35,58 @@ router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
 NOT_FOUND = "Kejadian tidak ditemukan"
 
 
+def _of_incident(model, *order_by):
+    """SELECT the model's columns WHERE incident_id = :incident_id, built once.
+
+    The incident page makes a dozen reads: building a statement per request (and its cache key)
+    cost more than running it, and plain rows load several times cheaper than ORM objects."""
+    table = model.__table__
+    return select(table).where(table.c.incident_id == bindparam("incident_id")).order_by(*order_by)
+
+
+_INCIDENT = _of_incident(t.Incident)
+_RECOMMENDATION = _of_incident(t.Recommendation)
+_REPORT_IDS = (select(t.IncidentReport.report_id).where(t.IncidentReport.incident_id == bindparam("incident_id"))
+               .order_by(t.IncidentReport.linked_at))
+_ASSIGNMENTS = _of_incident(t.Assignment, t.Assignment.assigned_at)
+_INTERVALS = _of_incident(t.IncidentIntervals)
+_SCENE_STEPS = _of_incident(t.SceneStep, t.SceneStep.at)
+_EVIDENCE = _of_incident(t.Evidence, t.Evidence.collected_at)
+_DUTIES = _of_incident(t.Duty)
+_LEGAL_DEADLINES = _of_incident(t.LegalDeadlineRow, t.LegalDeadlineRow.due_at)
+
+
+# On the session's connection (Core), not session.execute: these are plain table reads, and the
+# ORM's per-statement set-up cost as much again as the query.
+def _rows(session, statement, incident_id: str) -> list:
+    return session.connection().execute(statement, {"incident_id": incident_id}).all()
+
+
+def _row(session, statement, incident_id: str):
+    return session.connection().execute(statement, {"incident_id": incident_id}).first()
+
+
 def _visible_incident(session, incident_id: str, principal: Principal) -> t.Incident:
     incident = session.get(t.Incident, incident_id)
+    _check_visible(session, incident, principal)
+    return incident
+
+
+def _check_visible(session, incident, principal: Principal) -> None:
+    """404 for no incident; 403 outside the token's jurisdiction, or for a unit not assigned to it."""
     if incident is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    incident_id = incident.incident_id
     check_in_scope(principal, incident.jurisdiction)
     if principal.role is Role.field_unit:
         assigned = session.scalars(select(t.Assignment).filter_by(incident_id=incident_id,
                                                                   unit_id=principal.unit_id)).first()
         if assigned is None:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Unit Anda tidak ditugaskan pada kejadian ini")
-    return incident
 
 
 def _recommendation(session, incident_id: str) -> RecommendationOut | None:
-    rec = session.get(t.Recommendation, incident_id)
+    rec = _row(session, _RECOMMENDATION, incident_id)
     if rec is None:
         return None
     return RecommendationOut(candidates=rec.candidates, excluded=rec.excluded,
@@ -143,18 +180,16 @@ def list_incidents(principal: IncidentReader, session: SessionDep, settings: Set
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
-def get_incident(incident_id: str, principal: IncidentReader, session: SessionDep) -> IncidentOut:
-    incident = _visible_incident(session, incident_id, principal)
+def get_incident(incident_id: str, principal: IncidentReader, session: SessionDep) -> Response:
+    incident = _row(session, _INCIDENT, incident_id)
+    _check_visible(session, incident, principal)
     # Read what comes last in the flow first: each read sees the latest commit, so the timeline
     # read after it then holds at least what the recommendation implies.
     recommendation = _recommendation(session, incident_id)
-    reports = session.scalars(select(t.IncidentReport.report_id).filter_by(incident_id=incident_id)
-                              .order_by(t.IncidentReport.linked_at)).all()
-    assignments = session.scalars(select(t.Assignment).filter_by(incident_id=incident_id)
-                                  .order_by(t.Assignment.assigned_at)).all()
-    timeline = session.scalars(select(t.TimelineEntry).filter_by(incident_id=incident_id)
-                               .order_by(t.TimelineEntry.seq, t.TimelineEntry.at)).all()
-    return IncidentOut(
+    reports = session.connection().execute(_REPORT_IDS, {"incident_id": incident_id}).scalars().all()
+    assignments = _rows(session, _ASSIGNMENTS, incident_id)
+    timeline = timeline_rows(session, incident_id)
+    out = IncidentOut(
         incident_id=incident.incident_id, number=incident.number, status=incident.status,
         category=incident.category, priority=incident.priority, summary=incident.summary,
         location=incident.location, jurisdiction=incident.jurisdiction, opened_at=as_aware(incident.opened_at),
@@ -176,22 +211,24 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
         sensitive=incident.sensitive, assistance_request=incident.assistance_request, decision=incident.decision,
         merged_into=incident.merged_into, response_plan=incident.response_plan or [],
         tkp=_tkp(session, incident_id), duties=_duties(session, incident_id), scene_status=incident.scene_status,
-        chain=incident_chains(session, incident_id), apco_code=incident.apco_code,
+        chain=incident_chains(session, incident_id, timeline), apco_code=incident.apco_code,
         legal_deadlines=[{"key": d.key, "code": d.code, "words": d.words, "due_at": as_aware(d.due_at),
                           "overdue_at": as_aware(d.overdue_at), "met_at": as_aware(d.met_at),
                           "reference": d.reference}
-                         for d in session.scalars(select(t.LegalDeadlineRow).filter_by(incident_id=incident_id)
-                                                  .order_by(t.LegalDeadlineRow.due_at)).all()],
+                         for d in _rows(session, _LEGAL_DEADLINES, incident_id)],
     )
+    # The bytes FastAPI would make of `out`, made here: given the model, FastAPI validates it
+    # against IncidentOut once more (and in a second trip through the thread pool) first.
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 def _tkp(session, incident_id: str) -> TkpOut:
-    steps = session.scalars(select(t.SceneStep).filter_by(incident_id=incident_id).order_by(t.SceneStep.at)).all()
+    steps = _rows(session, _SCENE_STEPS, incident_id)
     out = {"tptkp": [], "olah_tkp": []}
     for step in steps:
         out[step.phase].append({"step": step.step, "at": as_aware(step.at).isoformat(), "by": step.by,
                                 "note": step.note, "out_of_order": step.out_of_order, "warning": step.warning})
-    items = session.scalars(select(t.Evidence).filter_by(incident_id=incident_id).order_by(t.Evidence.collected_at)).all()
+    items = _rows(session, _EVIDENCE, incident_id)
     evidence = [{"evidence_id": e.evidence_id, "description": e.description, "kind": e.kind,
                  "seal_number": e.seal_number, "holder": e.holder} for e in items]
     return TkpOut(tptkp=out["tptkp"], olah_tkp=out["olah_tkp"], evidence=evidence)
@@ -200,7 +237,7 @@ def _tkp(session, incident_id: str) -> TkpOut:
 def _duties(session, incident_id: str) -> list[dict]:
     return [{"duty_id": d.duty_id, "kind": d.kind, "unit_ids": d.unit_ids, "status": d.status,
              "area": d.area, "missed_check_ins": d.missed_check_ins or 0}
-            for d in session.scalars(select(t.Duty).filter_by(incident_id=incident_id)).all()]
+            for d in _rows(session, _DUTIES, incident_id)]
 
 
 @router.get("/{incident_id}/recommendations", response_model=RecommendationOut,
@@ -214,7 +251,7 @@ def get_recommendations(incident_id: str, principal: IncidentReader, session: Se
 
 
 def _intervals(session, incident_id: str) -> IncidentIntervalsOut | None:
-    row = session.get(t.IncidentIntervals, incident_id)
+    row = _row(session, _INTERVALS, incident_id)
     if row is None:
         return None
     steps = intervals.Steps(received_at=as_aware(row.received_at), dispatched_at=as_aware(row.dispatched_at),

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
@@ -70,11 +71,25 @@ def _caller_warning(session, phone: str | None) -> str | None:
     return None
 
 
+def _look_up(session, stored_key: str | None, request_body: dict, phone: str | None):
+    """(the earlier answer to this key or None, the caller's warning); in the thread pool."""
+    try:
+        earlier = commands.earlier_answer(session, stored_key, request_body)
+        return earlier, (None if earlier is not None else _caller_warning(session, phone))
+    finally:
+        session.rollback()  # no connection held while the broker is waited for
+
+
 async def _accept(session, publisher, *, report_fields: dict, key_scope: str,
                   idempotency_key: str | None, request_body: dict, area: str) -> JSONResponse:
-    """Publish a report.received and answer 202 once the broker has it; a repeated key gets the first answer."""
+    """Publish a report.received and answer 202 once the broker has it; a repeated key gets the first answer.
+
+    The database work runs in the thread pool: on the event loop, a read waiting for SQLite (the
+    projection writing) held up every other request, and at 50 reports a second the API fell
+    behind by minutes (benchmarks/pipeline.py)."""
     stored_key = f"{key_scope}:{idempotency_key}" if idempotency_key else None
-    earlier = commands.earlier_answer(session, stored_key, request_body)
+    earlier, warning = await run_in_threadpool(_look_up, session, stored_key, request_body,
+                                               report_fields["reporter"].phone)
     if earlier is not None:
         return earlier
     if stored_key:
@@ -83,7 +98,6 @@ async def _accept(session, publisher, *, report_fields: dict, key_scope: str,
     else:
         report_id = str(uuid.uuid4())
     code = tracking_code(report_id)
-    warning = _caller_warning(session, report_fields["reporter"].phone)
     received = ReportReceived(report_id=report_id, tracking_code=code, received_at=utcnow(), area=area,
                               caller_warning=warning, **report_fields)
     envelope = make_event(received, source="/spkt/api", event_id=derived_id("report.received", report_id))
@@ -96,7 +110,8 @@ async def _accept(session, publisher, *, report_fields: dict, key_scope: str,
     REPORTS_ACCEPTED.labels(channel=received.channel).inc()
     accepted = ReportAccepted(report_id=report_id, tracking_code=code, caller_warning=warning)
     body = accepted.model_dump(exclude_none=True)
-    return commands.remember_answer(session, stored_key, request_body, 202, body, f"/api/v1/reports/{report_id}")
+    return await run_in_threadpool(commands.remember_answer, session, stored_key, request_body, 202, body,
+                                   f"/api/v1/reports/{report_id}")
 
 
 @router.post("/api/v1/reports", status_code=status.HTTP_202_ACCEPTED, response_model=ReportAccepted,
