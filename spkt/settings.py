@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=3, description="Partitions of each event topic.")
     topic_replication: int = Field(default=1, description="Replication factor of each topic (3 on a cluster).")
     positions_retention_ms: int = Field(default=24 * 3600 * 1000, description="How long GPS positions are kept.")
-    kafka_session_timeout_s: float = Field(default=10.0, description="Consumer session timeout of the workers.")
+    kafka_session_timeout_s: float = Field(default=6.0, description=(
+        "Consumer session timeout of the workers: a worker that dies is noticed after this, and its "
+        "partitions move to the others (6 s, the broker's smallest by default, keeps a killed worker's "
+        "incidents handled again within 15 s: benchmarks/recovery.py; it was 10)."))
 
     # --- read model and API -----------------------------------------------------------------
     database_url: str | None = Field(

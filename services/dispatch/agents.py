@@ -110,6 +110,7 @@ async def on_incident_message(envelope: Envelope, event: EventData, origin: Orig
     if incident_id is None:
         return []
     facts = incident_facts.get(incident_id)
+    changed = True
     if isinstance(event, IncidentOpened):
         facts = incident_facts_of(event)
     elif isinstance(event, (IncidentMerged, IncidentClosed)):
@@ -126,10 +127,14 @@ async def on_incident_message(envelope: Envelope, event: EventData, origin: Orig
         facts["exclude"] = sorted(set(facts.get("exclude", [])) | {event.unit_id})
     elif isinstance(event, IncidentRelocated):
         facts["lat"], facts["lon"] = event.location.lat, event.location.lon
-    if not isinstance(event, (IncidentOpened,) + RECOMMEND_ON):
+    else:
+        # Nothing kept here changes (our own recommendations come back this way): writing the
+        # table anyway doubled its changelog, which a restarted worker replays before it works.
+        changed = False
+    if changed:
         incident_facts[incident_id] = facts
+    if not isinstance(event, (IncidentOpened,) + RECOMMEND_ON):
         return []
-    incident_facts[incident_id] = facts
     # Recommending from a half-loaded board would miss units: wait for the catch-up once.
     await board_caught_up.wait()
     recommendation = board.recommend(incident_view(facts), utcnow(), RULES, trigger=envelope.type)

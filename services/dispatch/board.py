@@ -35,7 +35,9 @@ class Board:
         self._duty_of: dict[str, tuple[str, str]] = {}  # unit_id -> (duty_id, kind)
 
     def apply(self, event: EventData) -> None:
-        if isinstance(event, DutyAssigned):
+        if type(event) is UnitPositionReported:  # first: nearly every event is one (exact type: the fastest test)
+            self.position(event.unit_id, event.lat, event.lon, event.at.timestamp())
+        elif isinstance(event, DutyAssigned):
             for unit_id in event.unit_ids:
                 self._duty_of[unit_id] = (event.duty_id, event.kind)
                 self._sync_duty(unit_id)
@@ -44,8 +46,6 @@ class Board:
                 if duty_id == event.duty_id:
                     del self._duty_of[unit_id]
                     self._sync_duty(unit_id)
-        elif isinstance(event, UnitPositionReported):
-            self.position(event.unit_id, event.lat, event.lon, event.at.timestamp())
         elif isinstance(event, UnitRegistered):
             info = self.units.get(event.unit_id)
             # Both hours or no shift: a start without an end means always on duty (the schema's None).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from schemas.events import UnitPositionReported
 from schemas.topics import TURJAWALI, UNIT_POSITIONS, UNIT_STATUS
 from services import feeds
 from spkt.settings import Settings
@@ -17,4 +18,5 @@ from .board import Board
 
 async def follow(settings: Settings, board: Board, caught_up: asyncio.Event) -> None:
     await feeds.follow(settings, name="unit board", from_beginning=(UNIT_STATUS, TURJAWALI), apply=board.apply,
-                       caught_up=caught_up, recent={UNIT_POSITIONS: settings.position_max_age_s})
+                       caught_up=caught_up, recent={UNIT_POSITIONS: settings.position_max_age_s},
+                       typical={UNIT_POSITIONS: UnitPositionReported})

@@ -84,6 +84,19 @@ def test_a_partition_stalled_past_the_longer_bound_still_restarts_the_worker(tmp
     assert written["ready"] is False and "stalled at offset 10 with 2 waiting" in written["reason"]
 
 
+def test_a_worker_busy_with_other_partitions_is_unready_but_restarts_only_past_the_busy_bound(tmp_path):
+    """A surge on one agent keeps the others waiting: behind, not stuck; a restart would only replay."""
+    k, app = keeper(tmp_path, committed={P0: 10, P1: 100}, ends={P0: 12, P1: 900}, assigned=(P0, P1))
+    quiet_for(k, k.stall_after_s + 1)
+    k.handled(SimpleNamespace(tp=P1, offset=100))  # P1 is being worked through
+    run(k.check_stalled())
+    assert k.health()["ready"] is False and not hasattr(app.consumer, "crashed")
+    quiet_for(k, k.busy_stall_after_s + 1)
+    k.handled(SimpleNamespace(tp=P1, offset=101))
+    run(k.check_stalled())
+    assert "stalled at offset 10" in str(app.consumer.crashed)
+
+
 def test_quiet_partitions_with_nothing_waiting_keep_the_worker_ready(tmp_path):
     k, app = keeper(tmp_path, committed={P0: 10}, ends={P0: 10})
     quiet_for(k, k.stall_after_s + 100)
