@@ -9,9 +9,9 @@ replaced by the unit's next fix seconds later.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from schemas.envelope import Envelope, utcnow
@@ -39,6 +39,13 @@ ASSIGNMENT_STAGE = {"assigned": 0, "acknowledged": 1, "en_route": 2, "on_scene":
 
 
 POSITION_BATCH = 500
+UNKNOWN_UNIT_PATIENCE = timedelta(minutes=1)
+
+_units = t.Unit.__table__
+# A unit's newest fix; one older than the stored one changes nothing.
+_MOVE_UNIT = (update(_units).where(_units.c.unit_id == bindparam("b_unit"))
+              .where(or_(_units.c.position_at.is_(None), _units.c.position_at <= bindparam("b_at")))
+              .values(lat=bindparam("b_lat"), lon=bindparam("b_lon"), position_at=bindparam("b_at")))
 
 
 class Projector:
@@ -498,11 +505,23 @@ class Projector:
         if not self._positions:
             return 0
         pending, self._positions = self._positions, {}
+        # One statement run for every unit (executemany): building an ORM update per unit cost
+        # about a millisecond each, and with 2,000 units reporting every 5 s the projection spent
+        # most of its time here, holding up the events behind it (benchmarks/pipeline.py).
         with self.sessions.begin() as s:
-            for unit_id, (lat, lon, at) in pending.items():
-                s.execute(update(t.Unit).where(t.Unit.unit_id == unit_id)
-                          .where((t.Unit.position_at.is_(None)) | (t.Unit.position_at <= at))
-                          .values(lat=lat, lon=lon, position_at=at))
+            known = set(s.scalars(select(t.Unit.unit_id).where(t.Unit.unit_id.in_(list(pending)))))
+            rows = [{"b_unit": unit_id, "b_lat": lat, "b_lon": lon, "b_at": at}
+                    for unit_id, (lat, lon, at) in pending.items() if unit_id in known]
+            if rows:
+                s.connection().execute(_MOVE_UNIT, rows)
+        # A fix of a unit whose registration is not applied yet (it comes on another topic, read by
+        # the other agent) waits for a later flush instead of being lost; for a minute at most.
+        oldest = utcnow() - UNKNOWN_UNIT_PATIENCE
+        for unit_id, fix in pending.items():
+            if unit_id not in known and fix[2] >= oldest:
+                held = self._positions.get(unit_id)
+                if held is None or held[2] < fix[2]:
+                    self._positions[unit_id] = fix
         return len(pending)
 
     @staticmethod
