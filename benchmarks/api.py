@@ -19,7 +19,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +28,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import Figure, Result, wait_until
-from benchmarks.system import free_port, machine, own_broker, running_system, token
+from benchmarks.harness import Figure, Result, print_result, wait_until
+from benchmarks.system import free_port, machine, own_broker, running_system, stop_group, token
 
 NAME = "api"
 TITLE = "GET /api/v1/incidents/{id} on one uvicorn worker, against bare Starlette"
@@ -170,13 +169,7 @@ class Bare:
         wait_until(answers, timeout=30, what="the bare Starlette server answers")
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
+        stop_group(self.popen, 15)
         self._log.close()
 
 
@@ -398,10 +391,7 @@ def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         result = run(Path(tmp), quick)
-    for figure in result.figures:
-        print(f"{figure.name:40} {figure.value_text():>14} {figure.target_text()}")
-    print(json.dumps(result.details, indent=1, default=str))
-    print(result.limits)
+    print_result(result)
 
 
 if __name__ == "__main__":

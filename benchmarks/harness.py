@@ -83,3 +83,13 @@ def wait_until(probe: Callable[[], T], *, timeout: float, what: str, interval: f
             return last
         time.sleep(interval)
     raise TimeoutError(f"within {timeout:.0f} s: {what} (last seen: {last!r})")
+
+
+def print_result(result: Result) -> None:
+    """A benchmark run on its own (`python -m benchmarks.NAME`): its figures, the raw details, its limits."""
+    import json
+
+    for f in result.figures:
+        print(f"{f.name:60} {f.value_text():>14}  {f.target_text()}")
+    print(json.dumps(result.details, indent=2, default=str))
+    print(result.limits)

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import Figure, Result, percentiles_ms, wait_until
+from benchmarks.harness import Figure, Result, percentiles_ms, print_result, wait_until
 from benchmarks.api import profile
-from benchmarks.system import free_port, machine, own_broker, token
+from benchmarks.system import free_port, machine, own_broker, stop_group, token
 
 NAME = "live"
 TITLE = "Kafka → live stream (SSE) to 500 consoles"
@@ -157,13 +157,7 @@ class LoneApi:
         return float(found[1]) if found else 0.0
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
+        stop_group(self.popen, 20)
         self._log.close()
 
 
@@ -333,10 +327,7 @@ def main(argv: list[str]) -> None:
     quick = "--quick" in argv
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         result = run(Path(tmp), quick)
-    for figure in result.figures:
-        print(f"{figure.name:40} {figure.value_text():>14} {figure.target_text()}")
-    print(json.dumps(result.details, indent=1, default=str))
-    print(result.limits)
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Target (issue 9): each service <= 300 MB. Quick mode: 200 units, 20 incidents.
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from deploy.stack import WORKERS
-from .harness import Figure, Result, wait_until
+from .harness import Figure, Result, print_result, wait_until
 from .load import LAT, LON, CallCentre, Fleet, GatewayStub, group_lag, say
 from .system import machine, own_broker, running_system, tree_rss_mb
 
@@ -201,10 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         result = run(work, args.quick)
-    for f in result.figures:
-        print(f"{f.name:40} {f.value_text():>12}  {f.target_text()}")
-    print(json.dumps(result.details, indent=2, default=str))
-    print(result.limits)
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .harness import Figure, Result, percentiles_ms, wait_until
+from .harness import Figure, Result, percentiles_ms, print_result, wait_until
 from .load import CallCentre, EventClock, Fleet, GatewayStub, say
 from .system import machine, own_broker, running_system
 
@@ -311,10 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         result = run(work, args.quick)
-    for f in result.figures:
-        print(f"{f.name:60} {f.value_text():>12}  {f.target_text()}")
-    print(json.dumps(result.details, indent=2, default=str))
-    print(result.limits)
+    print_result(result)
 
 
 if __name__ == "__main__":

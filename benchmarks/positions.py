@@ -35,7 +35,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from benchmarks.harness import Figure, Result, wait_until
+from benchmarks.harness import Figure, Result, print_result, wait_until
 from benchmarks.system import own_broker
 from deploy.stack import settings_environment
 from schemas.envelope import utcnow
@@ -303,6 +303,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-positions-") as tmp:
         result = run(Path(tmp), True) if args.quick else measure(Path(tmp), args.units, args.positions)
-    for f in result.figures:
-        print(f"{f.name}: {f.value_text()} (target {f.target_text() or '-'}, met {f.met})")
-    print(json.dumps(result.details, indent=2, default=str))
+    print_result(result)

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from benchmarks.harness import Figure, Result, wait_until
-from benchmarks.system import own_broker
+from benchmarks.harness import Figure, Result, print_result, wait_until
+from benchmarks.system import own_broker, stop_group
 from deploy.health import health_path
 from deploy.stack import group_members, settings_environment
 from schemas import topics
@@ -96,13 +96,7 @@ class Worker:
         return at
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
+        stop_group(self.popen, 20)
 
 
 class Probes:
@@ -430,6 +424,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
         result = run(Path(tmp), True) if args.quick else measure(Path(tmp), args.kills)
-    for f in result.figures:
-        print(f"{f.name}: {f.value_text()} (target {f.target_text() or '-'}, met {f.met})")
-    print(json.dumps(result.details, indent=2, default=str))
+    print_result(result)

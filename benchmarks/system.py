@@ -25,17 +25,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_broker(base: Path) -> Iterator[Settings]:
-    """A one-broker cluster on free ports with the topics created; stopped at the end."""
+def own_broker(base: Path, external: str | None = None) -> Iterator[Settings]:
+    """A one-broker cluster on free ports with the topics created; stopped at the end.
+    `external`: a running cluster's bootstrap to use instead (the topics are created there)."""
     port, controller = free_port_block(1)
-    broker = Settings(kafka_bootstrap=None, kafka_port=port, kafka_controller_port=controller,
+    broker = Settings(kafka_bootstrap=external or None, kafka_port=port, kafka_controller_port=controller,
                       kafka_data_dir=base / "kafka", state_dir=base, cache_dir=Settings().cache_dir)
     cluster = KafkaCluster(broker)
     cluster.up()
     try:
         create_topics(broker)
         yield Settings(kafka_bootstrap=broker.bootstrap, state_dir=base, kafka_session_timeout_s=6.0,
-                       jwt_secret="bench-secret-" + "x" * 32)
+                       jwt_secret="own-broker-secret-" + "x" * 32)
     finally:
         cluster.down()
 
@@ -107,3 +108,18 @@ def machine() -> dict:
         commit = None
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "platform": platform.platform(),
             "python": sys.version.split()[0], "commit": commit}
+
+
+def stop_group(popen, wait_s: float = 20) -> None:
+    """Stop a child started in a session of its own, and what it started: TERM, then KILL after `wait_s`."""
+    import signal
+    import subprocess
+
+    if popen.poll() is not None:
+        return
+    os.killpg(popen.pid, signal.SIGTERM)
+    try:
+        popen.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(10)

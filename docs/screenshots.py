@@ -18,11 +18,9 @@ Chromium.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +29,8 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from benchmarks.harness import wait_until  # noqa: E402
+from benchmarks.system import free_port  # noqa: E402
 from deploy.kafka import free_port_block  # noqa: E402
 from deploy.stack import start_system, stop_system  # noqa: E402
 from services.api.auth import Role, mint  # noqa: E402
@@ -47,21 +47,11 @@ WAIT_S = 180.0
 WAIT_MS = 60_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(probe, *, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise SystemExit(f"within {timeout:.0f} s: {what} (last seen: {last!r})")
+    try:
+        return wait_until(probe, timeout=timeout, what=what, interval=interval)
+    except TimeoutError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def demo_settings(state: Path) -> Settings:

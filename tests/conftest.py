@@ -35,25 +35,12 @@ def kafka_settings(tmp_path_factory):
         yield settings
 
 
-@contextmanager
 def own_kafka(base, external: str | None = None):
     """A broker of its own (the project's deploy code, free loopback ports) with the topics created,
     for tests whose volume would slow every later test's projection (it replays the whole history)."""
-    from deploy.kafka import KafkaCluster, free_port_block
-    from deploy.topics import create_topics
-    from spkt.settings import Settings
+    from benchmarks.system import own_broker
 
-    port, controller = free_port_block(1)
-    broker = Settings(kafka_bootstrap=external or None, kafka_port=port, kafka_controller_port=controller,
-                      kafka_data_dir=base / "kafka", state_dir=base, cache_dir=Settings().cache_dir)
-    cluster = KafkaCluster(broker)
-    cluster.up()
-    try:
-        create_topics(broker)
-        yield Settings(kafka_bootstrap=broker.bootstrap, state_dir=base, kafka_session_timeout_s=6.0,
-                       jwt_secret="test-secret-" + "x" * 32)
-    finally:
-        cluster.down()
+    return own_broker(base, external)
 
 
 @pytest.fixture

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from benchmarks.harness import wait_until
+from benchmarks.system import free_port
 from deploy.stack import settings_environment, start_system
 from schemas.envelope import Envelope
 from spkt.settings import Settings
@@ -21,21 +21,11 @@ T = TypeVar("T")
 
 
 def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
-    """Poll until `probe` returns something truthy; fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"within {timeout:.0f} s: {what} (last seen: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Poll until `probe` returns something truthy; fail (the test) saying what never happened."""
+    try:
+        return wait_until(probe, timeout=timeout, what=what, interval=interval)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def produce(settings: Settings, topic: str, value: bytes, key: bytes | None = None):
