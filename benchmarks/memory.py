@@ -186,8 +186,9 @@ def run(work: Path, quick: bool) -> Result:
               f"{big['rss_mb'] - start:.0f} MB.") if start else f"The largest is {biggest} at {big['rss_mb']:.0f} MB."
     if not complete:
         limits = (f"Not everything was processed within {WAIT_S:.0f} s (read model: {seen[0]} incidents, {seen[2]} "
-                  f"units with a position; lags {lags}): the projection writes each event in its own SQLite "
-                  f"transaction and fell behind. " + limits)
+                  f"units with a position; lags {lags}): a worker with lag left stopped receiving messages (its "
+                  f"event loop idle, nothing delivered by faust's consumer), so the figures are at less than "
+                  f"this scale. " + limits)
     return Result(figures, details, limits)
 
 
