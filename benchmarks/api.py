@@ -21,14 +21,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import Figure, Result, print_result, wait_until
+from benchmarks.harness import Figure, Result, run_alone, wait_until
 from benchmarks.system import free_port, machine, own_broker, running_system, stop_group, token
 
 NAME = "api"
@@ -388,10 +387,7 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["bare"]:
         serve_bare(int(argv[1]), argv[2])
         return
-    quick = "--quick" in argv
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        result = run(Path(tmp), quick)
-    print_result(result)
+    run_alone(NAME, __doc__, run, argv)
 
 
 if __name__ == "__main__":

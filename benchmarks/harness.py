@@ -93,3 +93,20 @@ def print_result(result: Result) -> None:
         print(f"{f.name:60} {f.value_text():>14}  {f.target_text()}")
     print(json.dumps(result.details, indent=2, default=str))
     print(result.limits)
+
+
+def run_alone(name: str, doc: str, run: Callable, argv: list[str], quick_help: str = "a smoke run") -> None:
+    """`python -m benchmarks.NAME [--quick] [--work DIR]`: one benchmark, in a temporary folder
+    unless given one, its result printed."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix=f"spkt-bench-{name}-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        print_result(run(work, args.quick))

@@ -24,7 +24,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.harness import Figure, Result, percentiles_ms, print_result, wait_until
+from benchmarks.harness import Figure, Result, percentiles_ms, run_alone, wait_until
 from benchmarks.api import profile
 from benchmarks.system import free_port, machine, own_broker, stop_group, token
 
@@ -324,10 +323,7 @@ def main(argv: list[str]) -> None:
         url, bearer, count, folder, name = argv[1:6]
         asyncio.run(_clients(url, bearer, int(count), Path(folder), name))
         return
-    quick = "--quick" in argv
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        result = run(Path(tmp), quick)
-    print_result(result)
+    run_alone(NAME, __doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ Target (issue 9): each service <= 300 MB. Quick mode: 200 units, 20 incidents.
 """
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from deploy.stack import WORKERS
-from .harness import Figure, Result, print_result, wait_until
+from .harness import Figure, Result, run_alone, wait_until
 from .load import LAT, LON, CallCentre, Fleet, GatewayStub, group_lag, say
 from .system import machine, own_broker, running_system, tree_rss_mb
 
@@ -193,15 +191,7 @@ def run(work: Path, quick: bool) -> Result:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 200 units, 20 incidents")
-    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="spkt-bench-memory-") as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        result = run(work, args.quick)
-    print_result(result)
+    run_alone(NAME, __doc__, run, argv if argv is not None else sys.argv[1:], "a smoke run: 200 units, 20 incidents")
 
 
 if __name__ == "__main__":

@@ -26,17 +26,15 @@ Target (issue 9): (a) p99 <= 100 ms. Quick mode: 5 reports a second for 5 s, 50 
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
-from .harness import Figure, Result, percentiles_ms, print_result, wait_until
+from .harness import Figure, Result, percentiles_ms, run_alone, wait_until
 from .load import CallCentre, EventClock, Fleet, GatewayStub, say
 from .system import machine, own_broker, running_system
 
@@ -301,15 +299,7 @@ def run(work: Path, quick: bool) -> Result:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 5 reports a second for 5 s, 50 units")
-    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="spkt-bench-pipeline-") as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        result = run(work, args.quick)
-    print_result(result)
+    run_alone(NAME, __doc__, run, argv if argv is not None else sys.argv[1:], "a smoke run: 5 reports a second for 5 s, 50 units")
 
 
 if __name__ == "__main__":
