@@ -47,7 +47,11 @@ from services.intake.duplicates import IncidentGrouper, MatchRules, ReportFacts,
 DEMO = Path(__file__).resolve().parents[1] / "spkt" / "demo" / "jakarta.json"
 START = datetime(2026, 11, 27, 18, 0, tzinfo=timezone.utc)
 TUNING_SEED = 1
-CONFIRM_SEEDS = (2, 3)
+# The target (precision and recall >= 0.95) is judged on the pairs of all scenarios pooled: one
+# scenario holds about 500 true pairs, so one wrongly merged group of five reports moves its
+# precision by two points, and single scenarios spread from about 0.93 to 0.99. Seeds 21-40 were
+# never looked at while the rules were written: run them to check (--seed $(seq 21 40)).
+DEFAULT_SEEDS = tuple(range(1, 21))
 UNCLASSIFIED_SHARE = 0.15
 # Share of events at one of the demo places (markets, stations, malls: hotspots); the rest happen
 # anywhere in the city's bounds, named by a street. Hard cases come on top (HARD_SHARE).
@@ -523,19 +527,39 @@ def table(runs: list[dict]) -> str:
         rows.append(f"{r['seed']:>5} {r['events']:>7} {sum(r['hard_cases'].values()):>5} {r['reports']:>8} "
                     f"{r['skipped_reports']:>8} {r['incidents']:>10} {r['true_pairs']:>6} {r['precision']:>10.3f} "
                     f"{r['recall']:>7.3f} {r['mean_add_us']:>7.0f}{mark}")
+    if len(runs) > 1:
+        total = pooled(runs)
+        hard = sum(sum(r["hard_cases"].values()) for r in runs)
+        rows += ["-" * len(head),
+                 f"{'all':>5} {sum(r['events'] for r in runs):>7} {hard:>5} "
+                 f"{sum(r['reports'] for r in runs):>8} {sum(r['skipped_reports'] for r in runs):>8} "
+                 f"{sum(r['incidents'] for r in runs):>10} {total['true_pairs']:>6} {total['precision']:>10.3f} "
+                 f"{total['recall']:>7.3f}   (pairs pooled; target >= 0.95 each)",
+                 f"single scenarios: precision {min(r['precision'] for r in runs):.3f}-"
+                 f"{max(r['precision'] for r in runs):.3f}, recall {min(r['recall'] for r in runs):.3f}-"
+                 f"{max(r['recall'] for r in runs):.3f}"]
     return "\n".join(rows)
+
+
+def pooled(runs: list[dict]) -> dict:
+    """Precision and recall over the pairs of all the runs together."""
+    correct = sum(r["correct_pairs"] for r in runs)
+    predicted = sum(r["predicted_pairs"] for r in runs)
+    true = sum(r["true_pairs"] for r in runs)
+    return {"true_pairs": true, "predicted_pairs": predicted, "correct_pairs": correct,
+            "precision": correct / predicted if predicted else 1.0, "recall": correct / true if true else 1.0}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.grouping", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=400, help="events per scenario (default 400)")
-    parser.add_argument("--seed", type=int, nargs="+", default=[TUNING_SEED, *CONFIRM_SEEDS],
-                        help=f"one or more seeds (default {TUNING_SEED} for tuning, then {CONFIRM_SEEDS} to confirm)")
+    parser.add_argument("--seed", type=int, nargs="+", default=list(DEFAULT_SEEDS),
+                        help=f"one or more seeds, one scenario each (default {DEFAULT_SEEDS[0]}-{DEFAULT_SEEDS[-1]})")
     parser.add_argument("--hours", type=float, default=4.0, help="hours the events are spread over (default 4)")
     args = parser.parse_args(argv)
     runs = [run(args.events, seed, hours=args.hours) for seed in args.seed]
     print(table(runs))
-    return {"runs": runs, "min_precision": min(r["precision"] for r in runs),
+    return {"runs": runs, "pooled": pooled(runs), "min_precision": min(r["precision"] for r in runs),
             "min_recall": min(r["recall"] for r in runs)}
 
 

@@ -132,6 +132,8 @@ class MatchScore(BaseModel):
     category_score: float
     text_score: float
     reasons: list[str]
+    # What the details named on both sides added or took off (a make, an item, a colour...).
+    detail_score: float = 0.0
 
 
 class ReportAttached(EventData):

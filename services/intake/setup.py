@@ -68,7 +68,8 @@ def build_tools(settings: Settings) -> IntakeTools:
         return found.incident_id, MatchScore(total=round(found.total, 3), distance_m=round(found.distance_m, 1),
                                              minutes=round(found.minutes, 1),
                                              category_score=round(found.category_score, 3),
-                                             text_score=round(found.text_score, 3), reasons=list(found.reasons))
+                                             text_score=round(found.text_score, 3), reasons=list(found.reasons),
+                                             detail_score=round(found.detail_score, 3))
 
     def office_name(polres: str) -> str:
         try:

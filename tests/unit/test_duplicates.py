@@ -127,7 +127,8 @@ def test_wording_changes_the_score_of_otherwise_equal_pairs():
 def test_the_total_is_the_weighted_mean_of_its_parts():
     match = score(report(metres=120, minutes=7, text=THEFT_AGAIN), incident(), RULES)
     expected = (dup.W_DISTANCE * match.distance_score + dup.W_TIME * match.time_score
-                + dup.W_CATEGORY * match.category_score + dup.W_TEXT * match.text_score)
+                + dup.W_CATEGORY * match.category_score + dup.W_TEXT * match.text_score + match.detail_score)
+    assert match.detail_score > 0  # the same make, colour and spot named on both sides
     assert match.total == pytest.approx(expected)
     assert 0.0 <= match.total <= 1.0
     assert dup.W_DISTANCE + dup.W_TIME + dup.W_CATEGORY + dup.W_TEXT == pytest.approx(1.0)
@@ -363,12 +364,52 @@ def test_the_benchmark_tells_a_broken_grouper_from_a_good_one():
     assert attach_everything["precision"] < 0.9 and attach_nothing["recall"] == 0.0
 
 
-def test_contradicting_details_tell_look_alike_reports_apart():
-    from services.intake.duplicates import conflicting_details
+def _conflicts(text, texts):
+    from services.intake.duplicates import compare_details
 
-    assert conflicting_details("motor Beat merah dicuri", ["motor hitam hilang di parkiran"])[0] == "warna"
-    assert conflicting_details("motor merah dicuri", ["motor warna merah diambil orang"]) is None
-    assert conflicting_details("tabrakan di lampu merah, mobil putih", ["mobil putih menabrak motor"]) is None
-    assert conflicting_details("mobil B 1234 KJT", ["mobil plat B 9876 ZZ kabur"])[0] == "plat nomor"
-    assert conflicting_details("mobil B 1234 KJT", ["mobil B1234KJT kabur"]) is None
-    assert conflicting_details("ada kebakaran", ["asap hitam tebal"]) is None
+    return [kind for kind, _, _ in compare_details(text, texts).conflict]
+
+
+def _agreements(text, texts):
+    from services.intake.duplicates import compare_details
+
+    return [kind for kind, _ in compare_details(text, texts).agree]
+
+
+def test_contradicting_details_tell_look_alike_reports_apart():
+    assert _conflicts("motor Beat merah dicuri", ["motor hitam hilang di parkiran"]) == ["warna"]
+    assert _conflicts("motor merah dicuri", ["motor warna merah diambil orang"]) == []
+    assert _conflicts("tabrakan di lampu merah, mobil putih", ["mobil putih menabrak motor"]) == []
+    assert _conflicts("mobil B 1234 KJT", ["mobil plat B 9876 ZZ kabur"]) == ["plat"]
+    assert _conflicts("mobil B 1234 KJT", ["mobil B1234KJT kabur"]) == []
+    assert _conflicts("ada kebakaran", ["asap hitam tebal"]) == []
+    # A make, an item, a burning object, a spot on the road, an age: each tells two events apart.
+    assert _conflicts("Honda Beat hilang di parkiran", ["NMAX digondol maling"]) == ["merek"]
+    assert _conflicts("ibu dijambret, HP dibawa kabur", ["jambret rampas dompet dari ibu-ibu"]) == ["barang"]
+    assert _conflicts("rumah makan kebakaran", ["kebakaran tumpukan sampah"]) == ["objek"]
+    assert _conflicts("tabrakan di halte bus", ["kecelakaan di perempatan"]) == ["tempat"]
+    assert _conflicts("bocah 10 tahun hilang", ["lansia pikun hilang"]) == ["umur"]
+    assert _conflicts("mobil tabrak motor", ["taksi dan ojol bertabrakan"]) == ["kendaraan"]
+
+
+def test_the_same_details_in_other_words_agree():
+    assert _agreements("HP dirampas", ["jambret ambil handphone"]) == ["barang"]
+    assert _agreements("kios-kios terbakar", ["kebakaran deretan kios"]) == ["objek"]
+    assert _agreements("kecelakaan di lampu merah", ["tabrakan di perempatan"]) == ["tempat"]
+    assert _agreements("anak kecil tujuh tahun hilang", ["anak umur 8 tahun belum pulang"]) == ["umur"]
+    assert _agreements("Toyota Avanza silver dicuri", ["mobil avanza warna perak hilang"]) == ["merek", "warna"]
+    # "tas laptop" is the laptop; a pair of vehicles agrees only as a pair.
+    assert _agreements("tas laptop dijambret", ["laptop dirampas"]) == ["barang"]
+    assert _agreements("tabrakan dua motor", ["mobil dan motor tabrakan"]) == []
+    assert _conflicts("tabrakan dua motor", ["mobil dan motor tabrakan"]) == []
+    # A place name is not a spot on the road.
+    assert _agreements("copet di Simpang Kebon Jeruk", ["tabrakan di perempatan"]) == []
+
+
+def test_details_move_the_score_and_are_named_in_the_reasons():
+    beat = incident(texts=["Honda Beat merah dicuri di parkiran minimarket"])
+    same = score(report(minutes=3, text="motor Beat merah hilang di depan Indomaret"), beat, RULES)
+    other = score(report(minutes=3, text="motor NMAX hitam hilang di halaman kos"), beat, RULES)
+    assert same.total > other.total
+    assert any(r.startswith("detail sama (") and "beat" in r for r in same.reasons)
+    assert "merek/tipe berbeda (nmax / beat)" in other.reasons and "warna berbeda (hitam / merah)" in other.reasons
