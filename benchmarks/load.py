@@ -191,9 +191,10 @@ class CallCentre:
         self.filed += 1
         return {"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}
 
-    def report(self, where: tuple[float, float] | None = None) -> dict:
+    def report(self, where: tuple[float, float] | None = None, text_no: int | None = None) -> dict:
+        """A report body: at `where` (else anywhere), worded as description `text_no` (else any)."""
         rng = self.rng
-        text = rng.choice(self.texts)
+        text = rng.choice(self.texts) if text_no is None else self.texts[text_no % len(self.texts)]
         lat, lon = where or (rng.uniform(*LAT), rng.uniform(*LON))
         # A phone number of its own each: the API also limits reports per caller number.
         phone = "+628" + "".join(str(rng.randrange(10)) for _ in range(10))

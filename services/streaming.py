@@ -99,6 +99,7 @@ class OffsetKeeper:
         self.generation_at = time.monotonic()
         self.last_stall_check = 0.0
         self.last_commit = 0.0
+        self.paused_since: float | None = None  # when check_stalled first saw the flow suspended
         # Readiness (written to the health file by `write_health`, read by `spkt status`):
         self.stalled: dict = {}  # tp -> Stall, for partitions with messages waiting and no progress
         self.ends: dict = {}  # tp -> end offset, as Kafka last said (refreshed by check_stalled)
@@ -173,6 +174,12 @@ class OffsetKeeper:
     unready_after_s = 10.0  # a partition with messages waiting and none handled for this long: unready
     stall_after_s = 20.0  # ... and for this long: stuck; the worker restarts
     busy_stall_after_s = 120.0  # ... but while the worker handles other partitions' messages
+    # A rebalance (faust's flow suspended) that has not ended by then will not end by itself (a
+    # member that left the group while its buffers were full waits for a fetch to rejoin, and faust
+    # for an assignment to fetch again): restart. Replaying changelogs is recovery, not this, and
+    # gets the longer bound.
+    rebalance_stuck_after_s = 90.0
+    recovery_stuck_after_s = 600.0
 
     async def check_stalled(self) -> None:
         """Partitions of ours with messages waiting that nothing has been handled from for a while.
@@ -186,8 +193,10 @@ class OffsetKeeper:
             return
         self.last_stall_check = now
         self._start_generation()
-        if not self.app.flow_control.is_active():
-            return  # mid-rebalance
+        if not self.app.flow_control.is_active():  # mid-rebalance: partitions are not ours to judge
+            await self._check_rebalance(now)
+            return
+        self.paused_since = None
         tps = [tp for tp in self.app.consumer.assignment() if tp.topic.startswith("spkt.")]
         # Every partition's end, for the health file's lag; one request however many there are.
         ends = await self.lookup.latest_of(tps) if tps else {}
@@ -237,6 +246,21 @@ class OffsetKeeper:
                 await self.app.crash(RuntimeError(f"{tp} stalled at offset {stall.position}"))
                 return
 
+    async def _check_rebalance(self, now: float) -> None:
+        if self.paused_since is None:
+            self.paused_since = now
+            return
+        recovering = bool(getattr(self.app, "in_recovery", False))
+        limit = self.recovery_stuck_after_s if recovering else self.rebalance_stuck_after_s
+        paused_for = now - self.paused_since
+        if paused_for > limit:
+            what = "recovering its tables" if recovering else "rebalancing"
+            log.error("%s for %.0f s without an end; restarting the worker", what, paused_for,
+                      extra={"reason": "rebalance stuck", "generation": self.app.consumer_generation_id})
+            self.write_health(force=True)
+            self.paused_since = None
+            await self.app.crash(RuntimeError(f"{what} for {paused_for:.0f} s"))
+
     async def _position(self, tp) -> int | None:
         """The next offset to handle: ours, or (nothing handled yet) the group's, asked once per assignment."""
         position = self.next.get(tp)
@@ -270,6 +294,8 @@ class OffsetKeeper:
             ready, reason = False, "joining the consumer group"
         elif not self.app.flow_control.is_active():
             ready, reason = False, "rebalancing"
+            if self.paused_since is not None and mono - self.paused_since >= 10:
+                reason += f" for {mono - self.paused_since:.0f} s"
         else:
             ready, reason = True, None
         partitions = []
@@ -561,10 +587,15 @@ def make_app(service: str, settings: Settings) -> faust.App:
         producer_acks=-1,
         # Trap 7: the session must not exceed the request timeout.
         broker_session_timeout=settings.kafka_session_timeout_s,
-        # Also the rebalance timeout: how long the group waits for a member to rejoin. faust's
-        # 1000 s let one member that stays alive but never rejoins hold every partition for
-        # minutes; faust's fetcher polls on its own, so a member is never this slow when healthy.
-        broker_max_poll_interval=max(30.0, settings.kafka_session_timeout_s * 5),
+        # How long the group waits for a member to rejoin in a rebalance: bounded, so a member
+        # that stays alive but never rejoins does not hold every partition for minutes.
+        broker_rebalance_timeout=max(30.0, settings.kafka_session_timeout_s * 5),
+        # Not the same thing, and kept at faust's 1000 s: aiokafka leaves the group when faust has
+        # not fetched for this long, and faust stops fetching while its agents' buffers are full
+        # (a backlog: 10,000 unit registrations before the first incident). After such a leave
+        # faust waits for a new assignment before fetching again and aiokafka waits for a fetch
+        # before rejoining: the worker stopped for good (benchmarks/memory.py, at 30 s).
+        broker_max_poll_interval=1000.0,
         # A member learns that the group rebalances (a worker died) only at its next heartbeat: at a
         # quarter of the session, the survivors took up to 2.5 s more to take over (benchmarks/recovery.py).
         broker_heartbeat_interval=max(0.5, settings.kafka_session_timeout_s / 6),

@@ -112,6 +112,45 @@ def test_a_worker_between_assignments_is_unready(tmp_path):
     assert (k.health()["ready"], k.health()["reason"]) == (False, "rebalancing")
 
 
+def test_a_rebalance_that_never_ends_restarts_the_worker_and_recovery_gets_longer(tmp_path, caplog):
+    """A member that left the group with full buffers waits for a fetch to rejoin, and faust for an
+    assignment to fetch: nothing ends that but a restart (seen in benchmarks/memory.py)."""
+    k, app = keeper(tmp_path, committed={P0: 10}, ends={P0: 12})
+    app.flow_control = SimpleNamespace(is_active=lambda: False)
+    app.in_recovery = False
+    run(k.check_stalled())  # the first check that sees it starts the clock
+    assert k.paused_since is not None and not hasattr(app.consumer, "crashed")
+    k.paused_since -= k.rebalance_stuck_after_s - 5
+    run(k.check_stalled())
+    assert not hasattr(app.consumer, "crashed")
+    assert k.health()["reason"] == f"rebalancing for {k.rebalance_stuck_after_s - 5:.0f} s"
+
+    app.in_recovery = True  # replaying changelogs: the longer bound
+    k.paused_since -= 10
+    run(k.check_stalled())
+    assert not hasattr(app.consumer, "crashed")
+    k.paused_since -= k.recovery_stuck_after_s
+    with caplog.at_level(logging.ERROR, logger="services.streaming"):
+        run(k.check_stalled())
+    assert "recovering its tables for" in str(app.consumer.crashed)
+    assert any("restarting the worker" in r.getMessage() for r in caplog.records)
+
+
+def test_a_rebalance_that_ends_resets_the_clock(tmp_path):
+    k, app = keeper(tmp_path, committed={P0: 10}, ends={P0: 10})
+    active = [False]
+    app.flow_control = SimpleNamespace(is_active=lambda: active[0])
+    run(k.check_stalled())
+    k.paused_since -= k.rebalance_stuck_after_s - 1
+    active[0] = True
+    run(k.check_stalled())
+    assert k.paused_since is None
+    active[0] = False
+    run(k.check_stalled())
+    run(k.check_stalled())
+    assert not hasattr(app.consumer, "crashed")
+
+
 def test_the_health_file_is_written_by_the_timer_about_once_a_second_and_replaced_whole(tmp_path):
     k, _ = keeper(tmp_path, committed={P0: 5}, ends={P0: 5})
     run(k.watch())
