@@ -114,8 +114,13 @@ async def on_incident_message(envelope: Envelope, event: EventData, origin: Orig
     if isinstance(event, IncidentOpened):
         facts = incident_facts_of(event)
     elif isinstance(event, (IncidentMerged, IncidentClosed)):
-        if facts is not None:
-            incident_facts.pop(incident_id, None)
+        if facts is None:
+            return []
+        incident_facts.pop(incident_id, None)
+        if isinstance(event, IncidentClosed):  # its units are free again
+            return [Outgoing(topics.UNIT_COMMANDS, make_event(command, source=SOURCE, event_id=command.command_id,
+                                                              **caused_by(envelope)))
+                    for command in lifecycle.release_on_close(incident_id, facts["assigned"], utcnow(), envelope.id)]
         return []
     elif facts is None:
         return []

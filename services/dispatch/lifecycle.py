@@ -221,6 +221,21 @@ def respond(hold: dict, command: RespondToAssignment, now: datetime) -> Decision
     return Decision([declined, status, ended])
 
 
+RELEASED_BY = "dispatch (otomatis: kejadian ditutup)"
+
+
+def release_on_close(incident_id: str, unit_ids: list[str], now: datetime, cause_id: str) -> list[ChangeUnitStatus]:
+    """An incident closed: each unit still on it is made available again, which ends its assignment.
+
+    One command per unit, to the unit's own decider; it names the incident, so a unit that has
+    left it since (cleared, sent elsewhere) is refused there and keeps what it is doing. Ids come
+    from the closure and the unit, so a closure read twice sends the same commands."""
+    return [ChangeUnitStatus(command_id=derived_id("release-on-close", cause_id, unit_id), unit_id=unit_id,
+                             status="available", incident_id=incident_id, requested_by=RELEASED_BY,
+                             requested_at=now, reason="kejadian ditutup")
+            for unit_id in sorted(set(unit_ids))]
+
+
 def unacknowledged(hold: dict, now: datetime, limit_s: float) -> AssignmentUnacknowledged | None:
     """An assignment nobody acknowledged within the limit: alert once (the caller records `alerted`)."""
     if hold["status"] != "dispatched" or hold["acknowledged"] or hold["alerted"] or not hold.get("assigned_at"):

@@ -170,6 +170,19 @@ def test_a_homicide_scene_from_first_actions_to_an_lp_and_an_eido_document(syste
         assert closed.status_code == 200, closed.text
         lp_number = closed.json()["lp_number"]
         assert lp_number.startswith("LP/B/") and "/SPKT/" in lp_number
+        # Closing frees the units still on it: available again, their assignments ended ("cleared").
+        ours = {units[k] for k in ("car", "inafis", "reskrim")}
+
+        def board():
+            return {u["unit_id"]: u for u in dispatcher.get("/api/v1/units").json()["items"] if u["unit_id"] in ours}
+
+        freed = wait_for(lambda: (b := board()) and all(u["status"] == "available" and u["incident_id"] is None
+                                                        for u in b.values()) and b,
+                         timeout=30, what="the closed incident's units available again")
+        assert set(freed) == ours
+        ended = wait_for(lambda: [a for a in dispatcher.get(f"/api/v1/incidents/{incident_id}").json()["assignments"]
+                                  if a["ended_at"]] or None, timeout=30, what="the assignments ended")
+        assert {a["unit_id"] for a in ended} == ours and {a["status"] for a in ended} == {"cleared"}
         body = wait_for(lambda: (b := dispatcher.get(f"/api/v1/incidents/{incident_id}").json())["legal_deadlines"]
                         and b, timeout=30, what="the legal clock on the incident")
         assert body["status"] == "closed" and body["lp_number"] == lp_number and body["apco_code"] == "RPT"
@@ -262,6 +275,15 @@ def test_a_guard_who_misses_a_check_in_raises_an_alert(system, units):
         other = phone.post(f"/api/v1/duties/{duty_id}/check-in", json={"unit_id": units["car"]})
         assert other.status_code == 403
     # On a duty the guard is conditionally available: proposed with a warning, not as a free unit.
+    # The module's other units (free again once the homicide closed) go on a break first, or the
+    # nearer free ones would be proposed before it.
+    others = [units[k] for k in ("car", "inafis", "reskrim")]
+    with api(system, Role.dispatcher) as dispatcher:
+        for unit_id in others:
+            r = dispatcher.post(f"/api/v1/units/{unit_id}/status", json={"status": "break"})
+            assert r.status_code in (200, 409), r.text  # 409: busy on an incident, not proposed either
+        wait_for(lambda: all(u["status"] != "available" for u in dispatcher.get("/api/v1/units").json()["items"]
+                             if u["unit_id"] in others), timeout=30, what="the other units off the board")
     with api(system, Role.call_taker) as taker:
         r = taker.post("/api/v1/reports", json={"channel": "phone_110", "category": "street_robbery",
                                                 "description": "Jambret tas di depan stasiun Pasar Minggu",

@@ -515,3 +515,26 @@ def test_random_commands_keep_the_hold_consistent(seed):
         assert (hold["status"] in lc.ON_INCIDENT) == (hold["incident_id"] is not None), (n, command, hold)
         assert (hold["assignment_id"] is not None) == (hold["status"] in lc.ON_INCIDENT), (n, command, hold)
         assert hold["status"] in lc.PRIMARY
+
+
+# --- an incident closed frees its units ------------------------------------------------------------
+def test_closing_an_incident_releases_each_unit_still_on_it_and_ends_its_assignment():
+    on_scene, assignment_id = dispatched_hold("inc-1")
+    assert lc.change_status(on_scene, status_cmd("on_scene", command_id="c-arrive"), NOW).rejected is None
+    commands = lc.release_on_close("inc-1", ["u-1", "u-1"], NOW, cause_id="evt-close-1")
+    assert [(c.unit_id, c.status, c.incident_id) for c in commands] == [("u-1", "available", "inc-1")]
+    assert commands == lc.release_on_close("inc-1", ["u-1"], NOW, cause_id="evt-close-1")  # same ids when read again
+    decision = lc.change_status(on_scene, commands[0], NOW)
+    assert decision.rejected is None and on_scene["status"] == "available" and on_scene["incident_id"] is None
+    ended = [e for e in decision.events if isinstance(e, AssignmentEnded)]
+    assert [(e.assignment_id, e.incident_id, e.why) for e in ended] == [(assignment_id, "inc-1", "cleared")]
+    status = [e for e in decision.events if isinstance(e, UnitStatusChanged)][0]
+    assert status.changed_by == lc.RELEASED_BY
+
+
+def test_a_unit_that_moved_on_to_another_incident_keeps_it_when_the_old_one_closes():
+    hold, _ = dispatched_hold("inc-2")  # cleared from inc-1 earlier, now sent to inc-2
+    command = lc.release_on_close("inc-1", ["u-1"], NOW, cause_id="evt-close-1")[0]
+    decision = lc.change_status(hold, command, NOW)
+    assert decision.rejected and "inc-2" in decision.rejected
+    assert hold["status"] == "dispatched" and hold["incident_id"] == "inc-2"
