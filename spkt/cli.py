@@ -114,7 +114,9 @@ def down() -> None:
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """Every process (state, pid, log), each worker's readiness (why not), consumer lag and last progress."""
+    """Every process (state, pid, log), each worker's readiness (why not), consumer lag and last progress.
+
+    Exit code 0 when everything runs and is ready, 3 when something is not ready, 1 when nothing runs."""
     from deploy.health import as_json as report_json, status_report, status_rows
     from deploy.stack import Stack
 
@@ -129,15 +131,27 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the report 
     report = status_report(settings, processes)
     if as_json:
         print(report_json({"running": True, **report}))
-        return
-    table = Table("process", "state", "pid", "ready", "lag", "last progress", "log")
-    for row in status_rows(report):
-        table.add_row(*row)
-    out.print(table)
-    broker = report["broker"]
-    if not broker["reachable"]:
-        err.print(f"[bold red]broker {broker['bootstrap']} not reachable[/bold red]: {broker['error']} "
-                  "(consumer lag unknown)", highlight=False)
+    else:
+        table = Table("process", "state", "pid", "ready", "lag", "last progress", "log")
+        for row in status_rows(report):
+            table.add_row(*row)
+        out.print(table)
+        broker = report["broker"]
+        if not broker["reachable"]:
+            err.print(f"[bold red]broker {broker['bootstrap']} not reachable[/bold red]: {broker['error']} "
+                      "(consumer lag unknown)", highlight=False)
+    # For scripts and probes: 0 everything running and ready, 3 running but not all of it ready.
+    if not all_ready(report):
+        raise typer.Exit(STATUS_UNREADY)
+
+
+STATUS_UNREADY = 3
+
+
+def all_ready(report: dict) -> bool:
+    """Every process running (and, where it reports readiness, ready) and the broker reachable."""
+    return report["broker"]["reachable"] and all(
+        s["state"] == "RUNNING" and s.get("ready", True) for s in report["services"])
 
 
 @app.command()

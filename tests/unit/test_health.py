@@ -212,3 +212,29 @@ def test_status_when_nothing_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "get_settings", lambda: Settings(state_dir=tmp_path))
     result = CliRunner().invoke(cli.app, ["status", "--json"])
     assert result.exit_code == 1 and json.loads(result.stdout) == {"running": False, "services": []}
+
+
+def test_status_exits_0_only_when_everything_runs_and_is_ready(tmp_path, monkeypatch):
+    from spkt import cli
+
+    settings = Settings(state_dir=tmp_path, kafka_bootstrap="127.0.0.1:1", api_port=free_port())
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    ready = {"broker": {"reachable": True}, "services": [
+        {"name": "intake", "state": "RUNNING", "ready": True}, {"name": "demo", "state": "RUNNING"}]}
+    assert cli.all_ready(ready)
+    assert not cli.all_ready({**ready, "broker": {"reachable": False}})
+    assert not cli.all_ready({**ready, "services": [{"name": "intake", "state": "RUNNING", "ready": False}]})
+    assert not cli.all_ready({**ready, "services": [{"name": "demo", "state": "BACKOFF"}]})
+
+    class Running:
+        def __init__(self, *_a, **_k) -> None: ...
+
+        def processes(self):
+            return [ProcessInfo("intake", "RUNNING", 101, tmp_path / "intake.log")]
+
+    import deploy.stack
+    monkeypatch.setattr(deploy.stack, "Stack", Running)
+    write_health(health_path(settings, "intake"), {"ready": False, "reason": "rebalancing", "updated_unix": time.time()})
+    result = CliRunner().invoke(cli.app, ["status", "--json"])  # the broker cannot be reached either
+    assert result.exit_code == cli.STATUS_UNREADY, result.output
+    assert json.loads(result.stdout)["services"][0]["reason"] == "rebalancing"
