@@ -620,7 +620,10 @@ def resolve(location: _HasLocation, geocoder: Geocoder | None) -> ResolvedLocati
         try:
             found = geocoder.geocode(query, exactly_one=True)
         except Exception as exc:  # noqa: BLE001 - timeouts, network, quota: never the caller's problem
-            log.warning("geocoder failed for %r: %s", query, exc)
+            # Neither the typed address nor the error's text (geopy's carry the request URL, query
+            # included) goes to the log: an address may be a victim's home.
+            log.warning("geocoder %s failed: %s (the address is not logged)", type(geocoder).__name__,
+                        type(exc).__name__)
             failures.append(type(exc).__name__)
             continue
         if isinstance(found, list):
