@@ -81,8 +81,11 @@ def test_the_broker_leading_the_reports_topic_killed_on_three_brokers(cluster, t
     folder = tmp_path_factory.mktemp("faults-3")
     kafka = Settings(kafka_bootstrap=cluster.bootstrap, state_dir=folder, kafka_session_timeout_s=6.0,
                      topic_replication=3, jwt_secret="test-secret-" + "x" * 32)
-    replicated = topic_replication(kafka)  # what the cluster really has, not what we asked
-    assert replicated and all(replicas == {3} for replicas in replicated.values()), replicated
+    # What the cluster really has, not what we asked. Just after the topics are created a broker
+    # was seen (in CI) to describe some with no partitions yet: ask until every one has them.
+    replicated = wait_for(lambda: (r := topic_replication(kafka)) and all(r.values()) and r, timeout=30,
+                          interval=1.0, what="every topic's partitions described")
+    assert all(replicas == {3} for replicas in replicated.values()), replicated
     for name in (topics.REPORTS, topics.INCIDENTS, topics.ASSIGNMENTS, topics.UNIT_COMMANDS, topics.NOTIFICATIONS):
         # A fresh cluster was seen to answer DescribeConfigs with no entries at first: ask until it says.
         configs = wait_for(lambda: topic_configs(kafka, name), timeout=30, interval=1.0,  # noqa: B023
