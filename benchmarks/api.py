@@ -28,7 +28,9 @@ from pathlib import Path
 import httpx
 
 from benchmarks.harness import Figure, Result, run_alone, wait_until
-from benchmarks.system import free_port, machine, own_broker, running_system, stop_group, token
+from benchmarks.system import (
+    ServedProcess, cpu_seconds, free_port, machine, own_broker, running_system, token,
+)
 
 NAME = "api"
 TITLE = "GET /api/v1/incidents/{id} on one uvicorn worker, against bare Starlette"
@@ -116,12 +118,6 @@ def run_wrk(wrk: str, url: str, script: Path, *, threads: int, connections: int,
     return result
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (every thread)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- the baseline ---------------------------------------------------------------------------------------
 def serve_bare(port: int, body_file: str) -> None:
     """Bare Starlette answering one real incident's JSON for any id, on uvicorn exactly as
@@ -143,33 +139,16 @@ def serve_bare(port: int, body_file: str) -> None:
     serve_http(app, settings, port)
 
 
-class Bare:
-    def __init__(self, settings, body: dict, work: Path) -> None:
-        from deploy.stack import settings_environment
+class Bare(ServedProcess):
+    """The baseline: bare Starlette serving `body` as JSON, served like our API (spkt.runner.serve_http)."""
 
+    def __init__(self, settings, body: dict, work: Path) -> None:
         self.port = free_port()
         self.url = f"http://{settings.api_host}:{self.port}"
         body_file = work / "bare-body.json"
         body_file.write_text(json.dumps(body))
-        env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1"}
-        self._log = open(work / "bare.log", "ab")
-        self.popen = subprocess.Popen([sys.executable, "-m", "benchmarks.api", "bare", str(self.port), str(body_file)],
-                                      env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                      cwd=Path(__file__).resolve().parent.parent)
-
-    def wait_ready(self) -> None:
-        def answers():
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"the bare Starlette server exited ({self.popen.returncode})")
-            try:
-                return httpx.get(f"{self.url}/api/v1/incidents/x", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-        wait_until(answers, timeout=30, what="the bare Starlette server answers")
-
-    def stop(self) -> None:
-        stop_group(self.popen, 15)
-        self._log.close()
+        super().__init__(["benchmarks.api", "bare", str(self.port), str(body_file)], settings, work / "bare.log",
+                         f"{self.url}/api/v1/incidents/x", "the bare Starlette server")
 
 
 # --- the read model ------------------------------------------------------------------------------------
@@ -332,7 +311,7 @@ def run(work: Path, quick: bool) -> Result:
             script.write_text(lua_script(incident_ids, bearer))
             bare = Bare(settings, median, work)
             try:
-                bare.wait_ready()
+                bare.wait_ready(timeout=30, interval=0.05)
                 servers = {"bare": (bare.url + "/", bare.popen.pid), "ours": (settings.api_url + "/", api_pid)}
                 for r in range(rounds):
                     for side, (url, pid) in servers.items():
@@ -345,7 +324,7 @@ def run(work: Path, quick: bool) -> Result:
                             + (f", {result['non_2xx']} non-2xx" if result["non_2xx"] else ""))
                 details["body_bytes"]["bare"] = len(httpx.get(bare.url + "/api/v1/incidents/x", timeout=10).content)
             finally:
-                bare.stop()
+                bare.stop(15)
             for side in runs:
                 if any(x["non_2xx"] or x["socket_errors"] for x in runs[side]):
                     raise RuntimeError(f"{side} answered errors under load: {runs[side]}")

@@ -33,7 +33,7 @@ import httpx
 
 from benchmarks.harness import Figure, Result, percentiles_ms, run_alone, wait_until
 from benchmarks.api import profile
-from benchmarks.system import free_port, machine, own_broker, stop_group, token
+from benchmarks.system import ServedProcess, cpu_seconds, free_port, machine, own_broker, token
 
 NAME = "live"
 TITLE = "Kafka → live stream (SSE) to 500 consoles"
@@ -127,43 +127,17 @@ class ClientProcess:
 
 
 # --- the API alone ---------------------------------------------------------------------------------------
-class LoneApi:
+class LoneApi(ServedProcess):
     """`spkt run api` on its own, as supervisord would start it."""
 
     def __init__(self, settings, log_path: Path) -> None:
-        from deploy.stack import settings_environment
-
-        env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1"}
         self.settings = settings
-        self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen([sys.executable, "-m", "spkt.cli", "run", "api"], env=env, stdout=self._log,
-                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                      cwd=Path(__file__).resolve().parent.parent)
-
-    def wait_ready(self) -> None:
-        def ready():
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"the API exited ({self.popen.returncode}); see {self._log.name}")
-            try:
-                return httpx.get(self.settings.api_url + "/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-        wait_until(ready, timeout=90, interval=0.2, what="the API answers /readyz")
+        super().__init__(["spkt.cli", "run", "api"], settings, log_path, settings.api_url + "/readyz", "the API")
 
     def metric(self, name: str) -> float:
         text = httpx.get(self.settings.api_url + "/metrics", timeout=10).text
         found = re.search(rf"^{re.escape(name)} ([\d.e+-]+)$", text, re.M)
         return float(found[1]) if found else 0.0
-
-    def stop(self) -> None:
-        stop_group(self.popen, 20)
-        self._log.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- the events --------------------------------------------------------------------------------------------

@@ -123,3 +123,45 @@ def stop_group(popen, wait_s: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(popen.pid, signal.SIGKILL)
         popen.wait(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ServedProcess:
+    """A server in a process (and session) of its own: `python -m <args>` with the settings in its
+    environment and its output in `log_path`; ready once `ready_url` answers 200."""
+
+    def __init__(self, args: list[str], settings: Settings, log_path: Path, ready_url: str, what: str) -> None:
+        import subprocess
+        import sys
+
+        from deploy.stack import settings_environment
+
+        env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1"}
+        self.ready_url, self.what = ready_url, what
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=self._log,
+                                      stderr=subprocess.STDOUT, start_new_session=True,
+                                      cwd=Path(__file__).resolve().parent.parent)
+
+    def wait_ready(self, timeout: float = 90, interval: float = 0.2) -> None:
+        import httpx
+
+        from .harness import wait_until
+
+        def answers():
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.what} exited ({self.popen.returncode}); see {self._log.name}")
+            try:
+                return httpx.get(self.ready_url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_until(answers, timeout=timeout, interval=interval, what=f"{self.what} answers {self.ready_url}")
+
+    def stop(self, wait_s: float = 20) -> None:
+        stop_group(self.popen, wait_s)
+        self._log.close()
