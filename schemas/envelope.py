@@ -51,6 +51,10 @@ class Envelope(BaseModel):
             raw = raw.encode()
         if len(raw) > MAX_EVENT_BYTES:
             raise EnvelopeError(f"message of {len(raw)} bytes exceeds the limit of {MAX_EVENT_BYTES}")
+        try:  # one pass of pydantic over the JSON: about half the cost of json.loads and then validating
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            pass  # read again the slow way, which says what is wrong in the words below
         try:
             doc = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
