@@ -5,11 +5,12 @@ replication and retention the catalogue and settings say.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
-from kafka.errors import TopicAlreadyExistsError, for_code
+from kafka.errors import NodeNotReadyError, TopicAlreadyExistsError, UnknownBrokerIdError, for_code
 
 from schemas.topics import CATALOGUE, CHANGELOGS, FOREVER, TopicSpec
 from spkt.settings import Settings
@@ -47,8 +48,22 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
                             request_timeout_ms=timeout_ms)
 
 
-def create_topics(settings: Settings) -> dict[str, str]:
+# A cluster just started can name its controller before the client has that broker's address
+# (seen on three brokers in CI): asked again after a moment, it has.
+NOT_KNOWN_YET = (NodeNotReadyError, UnknownBrokerIdError)
+
+
+def create_topics(settings: Settings, attempts: int = 5) -> dict[str, str]:
     """Create what is missing; returns name -> 'created' | 'exists'. Raises on any other error."""
+    for attempt in range(1, attempts):
+        try:
+            return _create_topics(settings)
+        except NOT_KNOWN_YET:
+            time.sleep(attempt)
+    return _create_topics(settings)  # the last attempt: its error is the caller's
+
+
+def _create_topics(settings: Settings) -> dict[str, str]:
     wanted = plan(settings)
     admin = admin_client(settings)
     try:
