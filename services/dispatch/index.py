@@ -305,8 +305,13 @@ class UnitIndex:
             ready = self.active[:n] & (self.klass[:n] != NOT_AVAILABLE)
             on_shift = (self.shift[:n] & np.uint32(1 << hour)) != 0
             ready.flags.writeable = on_shift.flags.writeable = False
-            cached = self._ready = (self.version, hour, ready, on_shift)
+            cached = self._ready = (self.version, hour, ready, on_shift, int(np.count_nonzero(ready)))
         return cached[2], cached[3]
+
+    def ready_count(self, hour: int) -> int:
+        """How many rows `ready_masks(hour)` marks ready (cached with it)."""
+        self.ready_masks(hour)
+        return self._ready[4]
 
     def approx_sq_distances_m(self, lat: float, lon: float) -> np.ndarray:
         """Squared approximate distance (m²) from (lat, lon) to rows [:n_rows]; NaN without a position.

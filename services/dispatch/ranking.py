@@ -234,6 +234,8 @@ class _Plan:
         self.labels = [n.label() for n in plan]
         self.known_kinds = [c for c in self.kind_codes if c is not None]
         self._masks: tuple | None = None
+        self.finalist_r2 = 4e6  # see _finalists: the squared distance its last search needed
+        self.texts: tuple | None = None  # see _exclusion_texts
 
     @staticmethod
     def of(plan: tuple[Need, ...], index: UnitIndex) -> _Plan:
@@ -300,40 +302,56 @@ def _row_tables(index: UnitIndex, router: Router, pull_cost_s: float) -> tuple[n
     return cached[2], cached[3]
 
 
-def _k_fastest(eta: np.ndarray, mask: np.ndarray, k: int, hints: dict, key) -> np.ndarray:
-    """Rows of the k smallest `eta` where `mask` (all of them when fewer), in no order.
+def _finalists(d2: np.ndarray, eligible: np.ndarray, pools: list[tuple[np.ndarray | None, float]],
+               spm_rows: np.ndarray, pull_rows: np.ndarray, k: int, plan: _Plan, radius2: float) -> np.ndarray:
+    """Rows of the k fastest eligible units (approximate ETA) of each pool, ascending, once each.
 
-    A partial sort of thousands of rows costs more than the rest of the selection, so the rows
-    under a bound are taken first (twice the k-th ETA the last time this plan line was ranked,
-    widened until there are k) and only those are sorted; the same rows as sorting them all."""
-    if k <= 0:
-        return np.zeros(0, dtype=np.intp)
-    rows = None
-    bound = hints.get(key)
-    if bound is not None:
-        for _ in range(4):
-            rows = (mask & (eta <= bound)).nonzero()[0]
-            if rows.size >= k:
-                break
-            bound *= 4.0
-    if rows is None or rows.size < k:
-        rows = mask.nonzero()[0]
-    if rows.size > k:
-        rows = rows[eta[rows].argpartition(k - 1)[:k]]
-    if rows.size == k:
-        hints[key] = max(2.0 * float(eta[rows].max()), 1.0)
-    return rows
-
-
-def _union(parts: list[np.ndarray]) -> np.ndarray:
-    """The rows in any of `parts`, ascending, once each (np.unique, at half its call overhead)."""
-    if not parts:
-        return np.zeros(0, dtype=np.intp)
-    rows = np.concatenate(parts)
-    rows.sort()
-    if rows.size > 1:
-        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
-    return rows
+    `pools`: (the rows that can fill a plan line, or None for every eligible row; the fewest
+    seconds per metre any of them can have). Sorting thousands of rows costs more than the rest
+    of a recommendation, so only the eligible rows within a distance R are looked at (R
+    remembered per plan, widened until it holds). That is exact: a unit beyond R needs at least
+    R × its pool's fewest seconds per metre, so when the k-th fastest within R is no slower than
+    that, nobody beyond R can take its place."""
+    r2 = plan.finalist_r2
+    while True:
+        bounded = r2 < radius2
+        if bounded:
+            near = d2 <= r2
+            near &= eligible
+            sub = near.nonzero()[0]
+        else:
+            sub = eligible.nonzero()[0]
+        eta = np.sqrt(d2[sub])
+        eta *= spm_rows[sub]
+        eta += pull_rows[sub]
+        parts: list[np.ndarray] = []
+        reach2, short = 0.0, False
+        for pool, fastest_spm in pools:
+            at = np.arange(sub.size) if pool is None else pool[sub].nonzero()[0]
+            if at.size > k:
+                at = at[eta[at].argpartition(k - 1)[:k]]
+            elif at.size < k:
+                short = True
+                if bounded:
+                    break
+            if at.size:
+                reach = float(eta[at].max()) / fastest_spm if fastest_spm > 0 else math.inf
+                if bounded and reach * reach > r2:
+                    break
+                reach2 = max(reach2, reach * reach)
+                parts.append(at)
+        else:
+            # Remember a little more than this plan needed: the next incident of the plan then
+            # seldom widens, nor looks at many more rows than it needs.
+            plan.finalist_r2 = radius2 if short else max(2.25 * reach2, 1e4)
+            if not parts:
+                return sub[:0]
+            rows = np.concatenate(parts)
+            rows.sort()
+            if rows.size > 1:
+                rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+            return sub[rows]
+        r2 *= 4.0
 
 
 _ROUTERS: dict[int, tuple[RankingRules, StraightLineRouter]] = {}
@@ -422,30 +440,32 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
     # the units it removes. Status and shift masks come cached from the index.
     d2 = index.approx_sq_distances_m(lat0, lon0)
     ready, on_shift = index.ready_masks(hour)
-    ok = ready.copy()
     remaining = len(index)
     excluded_rows = [r for u in incident.exclude_units if (r := index.row(u)) is not None]
     if excluded_rows:
+        ok = ready.copy()
         ok[excluded_rows] = False
         counts[EXCLUDED_FOR_INCIDENT] = len(excluded_rows)
         remaining -= len(excluded_rows)
-
-    def narrow(keep: np.ndarray | None, code: str) -> None:
-        nonlocal remaining
-        if keep is not None:
-            ok.__iand__(keep)
         left = int(np.count_nonzero(ok))
-        counts[code] = remaining - left
-        remaining = left
-
-    narrow(None, BUSY)
+    else:
+        ok = ready  # read only: the next step makes a new array
+        left = index.ready_count(hour)
+    counts[BUSY], remaining = remaining - left, left
     at = index.at[:n]
-    counts[NO_POSITION] = int(np.count_nonzero(ok & np.isnan(at)))
-    narrow(at >= now_s - rules.position_max_age_s, STALE)  # NaN (no fix) is not >=
-    counts[STALE] -= counts[NO_POSITION]
-    narrow(on_shift, OFF_SHIFT)
+    no_position = np.isnan(at)
+    no_position &= ok
+    counts[NO_POSITION] = int(np.count_nonzero(no_position))
+    ok = ok & (at >= now_s - rules.position_max_age_s)  # NaN (no fix) is not >=
+    left = int(np.count_nonzero(ok))
+    counts[STALE], remaining = remaining - left - counts[NO_POSITION], left
+    ok &= on_shift
+    left = int(np.count_nonzero(ok))
+    counts[OFF_SHIFT], remaining = remaining - left, left
     r2 = rules.radius_m * rules.radius_m
-    narrow(d2 <= r2, BEYOND_RADIUS)
+    ok &= d2 <= r2
+    left = int(np.count_nonzero(ok))
+    counts[BEYOND_RADIUS], remaining = remaining - left, left
     slots = max(rules.max_candidates, plan.total)
     free_slots = slots - plan.total
     line_masks, usable, lacks, wrong_kind = plan.masks(index)
@@ -457,18 +477,13 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
         ok &= usable
     eligible = ok  # bool over every row
 
-    # 7: approximate ETA for every row (only eligible rows are read); finalists, the k fastest
-    # per plan line and overall.
+    # 7: approximate ETA; finalists, the k fastest per plan line and overall.
     spm_rows, pull_rows = _row_tables(index, router, rules.conditional_pull_cost_s)
-    eta = np.sqrt(d2)
-    eta *= spm_rows
-    eta += pull_rows
-    k = rules.finalists
-    hints = index.cache.setdefault("eta hints", {})
-    parts = [_k_fastest(eta, eligible & m, k, hints, plan.needs[i]) for i, m in enumerate(line_masks) if m is not None]
+    spm_kinds = _speed_table(index, router)
+    pools = [(m, float(spm_kinds[plan.kind_codes[i]])) for i, m in enumerate(line_masks) if m is not None]
     if free_slots > 0 or not plan.needs:
-        parts.append(_k_fastest(eta, eligible, k, hints, None))
-    frows = _union(parts)  # ascending
+        pools.append((None, float(spm_kinds.min())))
+    frows = _finalists(d2, eligible, pools, spm_rows, pull_rows, rules.finalists, plan, r2)
     n_f = frows.size
 
     f_lat = index.lat[frows].tolist()
@@ -558,14 +573,14 @@ def recommend(incident: IncidentView, units: Mapping[str, UnitInfo], index: Unit
                   for i, need in enumerate(plan.needs) if filled[i] < need.count]
     counts[SLOWER] = remaining - len(candidates)
 
-    excluded = _nearest_exclusions(index, plan, rules, d2, eligible, eta, candidate_rows,
-                                   excluded_rows, now_s, hour, free_slots, r2)
+    excluded = _nearest_exclusions(index, plan, rules, d2, eligible, spm_rows, pull_rows, candidate_rows,
+                                   excluded_rows, now_s, hour, r2)
     return Recommendation(candidates, excluded, {k: v for k, v in counts.items() if v}, shortfalls)
 
 
-def _nearest_exclusions(index: UnitIndex, plan: _Plan, rules: RankingRules,
-                        d2: np.ndarray, eligible: np.ndarray, eta: np.ndarray, candidate_rows: list[int],
-                        excluded_rows: list[int], now_s: float, hour: int, free_slots: int,
+def _nearest_exclusions(index: UnitIndex, plan: _Plan, rules: RankingRules, d2: np.ndarray,
+                        eligible: np.ndarray, spm_rows: np.ndarray, pull_rows: np.ndarray,
+                        candidate_rows: list[int], excluded_rows: list[int], now_s: float, hour: int,
                         r2: float) -> list[tuple[str, str]]:
     """The non-candidates nearest to the incident (approximate distance), each with its reason.
 
@@ -580,56 +595,90 @@ def _nearest_exclusions(index: UnitIndex, plan: _Plan, rules: RankingRules,
         return []
     near = np.array(near_list, dtype=np.intp)
     # Per row, the first rule that excludes it, in recommend()'s order. Plain Python over a
-    # few rows: a numpy call on 20 elements costs more than the comparison it makes.
-    is_eligible = eligible[near].tolist()
-    eta_minutes = np.rint(eta[near] / 60).tolist()
-    klass = index.klass[near].tolist()
-    status = index.status[near].tolist()
-    ats = index.at[near].tolist()
-    shifts = index.shift[near].tolist()
-    d2n = d2[near].tolist()
+    # few rows: a numpy call on 20 elements costs more than the comparison it makes. The
+    # texts repeat (the same minutes, shifts, statuses), so each is formatted once.
+    d2n = d2[near]
+    eta = np.sqrt(d2n)
+    eta *= spm_rows[near]
+    eta += pull_rows[near]
+    texts = _exclusion_texts(index, plan)
     gone = set(excluded_rows)
     bit = 1 << hour
     max_age = rules.position_max_age_s
     ids = index._ids
-    busy_words = _busy_reasons(index)
     out: list[tuple[str, str]] = []
     append = out.append
-    for j, row in enumerate(near_list):
-        age = now_s - ats[j]
+    for row, is_eligible, minutes, klass, status, at, shift, dd in zip(
+            near_list, eligible[near].tolist(), np.rint(eta / 60).tolist(), index.klass[near].tolist(),
+            index.status[near].tolist(), index.at[near].tolist(), index.shift[near].tolist(), d2n.tolist()):
         if row in gone:
             reason = "dikecualikan untuk kejadian ini"
-        elif klass[j] == NOT_AVAILABLE:
-            reason = busy_words[status[j]]
-        elif not age <= max_age:
-            reason = f"posisi kedaluwarsa ({round(age / 60):.0f} menit)"
-        elif not shifts[j] & bit:
-            bounds = shift_bounds(shifts[j])
-            reason = f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})" if bounds else "di luar jam dinas"
-        elif d2n[j] > r2:
-            reason = f"di luar radius {format_km(rules.radius_m)} ({format_distance(math.sqrt(d2n[j]))})"
-        elif is_eligible[j]:
-            reason = f"ada unit lebih cepat (perkiraan tiba {max(1, int(eta_minutes[j]))} menit)"
+        elif klass == NOT_AVAILABLE:
+            reason = texts.busy[status]
+        elif not now_s - at <= max_age:
+            reason = texts.stale(round((now_s - at) / 60))
+        elif not shift & bit:
+            reason = texts.off_shift(shift)
+        elif dd > r2:
+            reason = f"di luar radius {format_km(rules.radius_m)} ({format_distance(math.sqrt(dd))})"
+        elif is_eligible:
+            reason = texts.slower(max(1, int(minutes)))
         else:  # every plan line is full and this unit fits none
-            needed = ", ".join(plan.labels)
-            kind = int(index.kind[row])
-            if kind in plan.known_kinds:
-                reason = f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"
-            else:
-                reason = f"jenis unit tidak dibutuhkan ({index.kind_name(kind)}; butuh: {needed})"
+            reason = texts.unneeded(int(index.kind[row]))
         append((ids[row], reason))
     return out
 
 
-def _busy_reasons(index: UnitIndex) -> list[str]:
-    """'tidak tersedia: <status>' by status code (cached per index)."""
-    key = ("busy", len(index._statuses))
-    cached = index.cache.get(key)
-    if cached is None:
-        cached = index.cache[key] = [
-            f"tidak tersedia: {STATUS_WORDS.get(s, s)}" for s in (index.status_name(c) for c in range(key[1]))
-        ]
-    return cached
+class _ExclusionTexts:
+    """The reasons of `_nearest_exclusions`, each formatted once (cached per index, plan and rules)."""
+
+    def __init__(self, index: UnitIndex, plan: _Plan) -> None:
+        self.busy = [f"tidak tersedia: {STATUS_WORDS.get(s, s)}"
+                     for s in (index.status_name(c) for c in range(len(index._statuses)))]
+        self._index, self._plan = index, plan
+        self._stale: dict[int, str] = {}
+        self._off_shift: dict[int, str] = {}
+        self._slower: dict[int, str] = {}
+        self._unneeded: dict[int, str] = {}
+
+    def stale(self, minutes: int) -> str:
+        text = self._stale.get(minutes)
+        if text is None:
+            text = self._stale[minutes] = f"posisi kedaluwarsa ({minutes:.0f} menit)"
+        return text
+
+    def off_shift(self, mask: int) -> str:
+        text = self._off_shift.get(mask)
+        if text is None:
+            bounds = shift_bounds(mask)
+            text = f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})" if bounds else "di luar jam dinas"
+            self._off_shift[mask] = text
+        return text
+
+    def slower(self, minutes: int) -> str:
+        text = self._slower.get(minutes)
+        if text is None:
+            text = self._slower[minutes] = f"ada unit lebih cepat (perkiraan tiba {minutes} menit)"
+        return text
+
+    def unneeded(self, kind: int) -> str:
+        text = self._unneeded.get(kind)
+        if text is None:
+            needed = ", ".join(self._plan.labels)
+            if kind in self._plan.known_kinds:
+                text = f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"
+            else:
+                text = f"jenis unit tidak dibutuhkan ({self._index.kind_name(kind)}; butuh: {needed})"
+            self._unneeded[kind] = text
+        return text
+
+
+def _exclusion_texts(index: UnitIndex, plan: _Plan) -> _ExclusionTexts:
+    key = ("texts", len(index._statuses), len(index.kind_names))
+    cached = plan.texts
+    if cached is None or cached[0] != key:
+        cached = plan.texts = (key, _ExclusionTexts(index, plan))
+    return cached[1]
 
 
 __all__ = [

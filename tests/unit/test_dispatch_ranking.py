@@ -405,20 +405,31 @@ def test_ranking_imports_nothing_from_the_stack():
                              "typing", "logging", "numpy", "geopy", "geographiclib"}, (name, top_level)
 
 
-@pytest.mark.parametrize("hint", [None, 1e-9, 30.0, 1e12])
-def test_finalists_taken_under_a_bound_are_the_k_fastest(hint):
+@pytest.mark.parametrize("remembered_m", [1e-3, 300.0, 4_000.0, 1e7])
+def test_finalists_looked_for_within_a_distance_are_the_k_fastest_of_each_pool(remembered_m):
     rnd = np.random.default_rng(3)
-    eta = rnd.uniform(0, 3000, 5000)
-    eta[rnd.integers(0, 5000, 200)] = np.nan  # rows without a position
+    n = 5000
+    d2 = rnd.uniform(0, 20_000, n) ** 2
+    d2[rnd.integers(0, n, 200)] = np.nan  # rows without a position
+    kinds = rnd.integers(0, 3, n)
+    spm_kinds = np.array([0.1, 0.12, 0.7])  # seconds per metre: motorcycle, car, on foot
+    spm_rows = spm_kinds[kinds]
+    pull_rows = np.where(rnd.random(n) < 0.1, 240.0, 0.0)
+    eta = np.sqrt(d2) * spm_rows + pull_rows
+    radius2 = 15_000.0 ** 2
+    index = UnitIndex()
     for k in (1, 32, 700, 6000):
-        mask = (rnd.random(5000) < 0.3) & ~np.isnan(eta)
-        hints = {} if hint is None else {"line": hint}
-        got = ranking._k_fastest(eta, mask, k, hints, "line")
-        rows = np.flatnonzero(mask)
-        expected = rows[np.argsort(eta[rows])][:k]
-        assert sorted(got.tolist()) == sorted(expected.tolist())
-        if len(got) == k:
-            assert hints["line"] >= float(eta[got].max())  # the next call finds k under it
+        eligible = (rnd.random(n) < 0.6) & (d2 <= radius2)
+        pools = [(kinds == 2, 0.7), (kinds == 0, 0.1), (None, 0.1)]
+        plan = ranking._Plan((), index)
+        plan.finalist_r2 = remembered_m ** 2
+        got = ranking._finalists(d2, eligible, pools, spm_rows, pull_rows, k, plan, radius2)
+        expected = set()
+        for pool, _ in pools:
+            rows = np.flatnonzero(eligible if pool is None else eligible & pool)
+            expected |= set(rows[np.argsort(eta[rows])][:k].tolist())
+        assert got.tolist() == sorted(expected)
+        assert plan.finalist_r2 > 0  # remembered for the next incident of the plan
 
 
 def test_cached_plan_masks_follow_capability_and_kind_changes():
