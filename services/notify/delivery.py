@@ -6,7 +6,10 @@ backoff, from the channel that failed. Which channels are set up comes from the 
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+
+import httpx
 
 from spkt.settings import Settings
 
@@ -30,6 +33,16 @@ class Deliverer:
                      if settings.smtp_host else None)
         self.gateway = (channels.GatewayConfig(url=settings.sms_gateway_url, secret=settings.sms_gateway_secret)
                         if settings.sms_gateway_url else None)
+        self._client: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """One HTTP client for every gateway and webhook request of this event loop. A client per
+        request built a TLS context each time (loading the CA bundle): over half of notify's CPU
+        while reports poured in (benchmarks/pipeline.py), and no connection was ever reused."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client[0] is not loop:
+            self._client = (loop, httpx.AsyncClient(timeout=channels.WEBHOOK_TIMEOUT_S))
+        return self._client[1]
 
     def usable(self, n: Notification, channel: str) -> bool:
         r = n.recipient
@@ -74,10 +87,11 @@ class Deliverer:
                                       subject=message.subject, text=message.text)
         elif channel in ("sms", "whatsapp"):
             await channels.send_gateway(self.gateway, notification_id=n.notification_id, to=r.phone,
-                                        channel=channel, text=message.text)
+                                        channel=channel, text=message.text, client=self._http())
         else:
             secret = r.secret or self.webhook_secrets.get(r.key, "")
-            await channels.send_webhook(r.url, secret, notification_id=n.notification_id, body=message.text)
+            await channels.send_webhook(r.url, secret, notification_id=n.notification_id, body=message.text,
+                                        client=self._http())
 
 
 def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:

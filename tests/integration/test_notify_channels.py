@@ -265,3 +265,41 @@ def test_http_receiver_restarts_and_frees_its_port():
     assert receiver.count_by_id() == {"n-restart": 5}
     assert not failure(lambda: deliver_gateway(GatewayConfig(url=receiver.url, secret=SECRET, timeout_s=2.0),
                                                "n-after")).permanent
+
+
+# --- the worker's deliverer ---------------------------------------------------------------------------
+def test_the_deliverer_sends_every_message_through_one_http_client(monkeypatch):
+    from datetime import datetime, timezone
+
+    from schemas.events import Location, Reporter, ReportReceived
+    from services.notify import domain
+    from services.notify.delivery import Deliverer
+    from services.notify.directory import MemoryDirectory
+    from spkt.settings import Settings
+
+    made = []
+    real_init = httpx.AsyncClient.__init__
+
+    def counting_init(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
+    receipts = []
+    for i in range(3):
+        report = ReportReceived(report_id=f"r{i}", tracking_code=f"TRK-{i}", channel="phone_110",
+                                reporter=Reporter(name="Siti", phone=f"+62812345678{i:02d}"), description="Jambret",
+                                location=Location(lat=-6.2, lon=106.8), received_at=datetime.now(timezone.utc))
+        receipts += domain.plan("report.received", report, f"e-{i}", MemoryDirectory(), domain.NotifyRules())
+
+    async def deliver_all(deliverer):
+        return [await deliverer.deliver(n, set()) for n in receipts]
+
+    with HttpReceiver(SECRET) as gateway:
+        deliverer = Deliverer(Settings(sms_gateway_url=gateway.url, sms_gateway_secret=SECRET))
+        outcomes = asyncio.run(deliver_all(deliverer))
+        assert [o.delivered for o in outcomes] == [True, True, True]
+        assert gateway.count_by_id() == {n.notification_id: 1 for n in receipts}
+        assert all(r["signature_valid"] for r in gateway.requests)
+    # One client, so one TLS context: building one per message was over half of notify's CPU.
+    assert len(made) == 1
