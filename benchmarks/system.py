@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -129,6 +130,37 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (every thread)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of every core since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+class CpuShares:
+    """How much CPU named processes (and the machine) use from now until `shares()`: what a
+    benchmark that misses its target ran out of."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = dict(pids, **{"load generator": os.getpid()})
+        self.started = time.perf_counter()
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.machine_before = _machine_busy_jiffies()
+
+    def shares(self) -> dict[str, float]:
+        """Per cent of one core per process, and "machine": per cent of all cores busy."""
+        wall = time.perf_counter() - self.started
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                out[name] = round(100 * (cpu_seconds(pid) - self.before[name]) / wall, 1)
+            except OSError:  # ended meanwhile (restarted): its share is unknown
+                continue
+        busy, total = _machine_busy_jiffies()
+        out["machine"] = round(100 * (busy - self.machine_before[0]) / max(1, total - self.machine_before[1]), 1)
+        return out
 
 
 class ServedProcess:
