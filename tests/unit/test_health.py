@@ -154,6 +154,7 @@ def test_a_rebalance_that_ends_resets_the_clock(tmp_path):
 def test_the_health_file_is_written_by_the_timer_about_once_a_second_and_replaced_whole(tmp_path):
     k, _ = keeper(tmp_path, committed={P0: 5}, ends={P0: 5})
     run(k.watch())
+    k.health_writing.result(timeout=10)  # written by a thread of its own, off the event loop
     first = json.loads(k.health_path.read_text())
     assert first["service"] == "intake" and first["ready"] is True and first["generation"] == 3
     run(k.watch())  # within the second: not rewritten
@@ -161,8 +162,27 @@ def test_the_health_file_is_written_by_the_timer_about_once_a_second_and_replace
     k.stalled = {P0: SimpleNamespace(reason="made up")}
     k.last_health_write -= k.health_every_s
     k.write_health()
+    k.health_writing.result(timeout=10)
     assert json.loads(k.health_path.read_text())["reason"] == "made up"
     assert [p.name for p in k.health_path.parent.iterdir()] == ["intake.json"]  # no temporary left behind
+
+
+def test_a_health_write_still_waiting_for_the_disk_is_not_queued_behind(tmp_path):
+    import threading
+
+    k, _ = keeper(tmp_path, committed={P0: 5}, ends={P0: 5})
+    disk = threading.Event()
+    real = k._write_health_file
+    k._write_health_file = lambda doc: (disk.wait(10), real(doc))
+    k.write_health()
+    held = k.health_writing
+    assert not held.done() and not k.health_path.exists()  # the caller did not wait for the disk
+    k.last_health_write -= k.health_every_s
+    k.write_health()
+    assert k.health_writing is held  # nothing piles up behind a slow disk
+    disk.set()
+    held.result(timeout=10)
+    assert json.loads(k.health_path.read_text())["service"] == "intake"
 
 
 def test_a_health_file_not_refreshed_means_a_stopped_or_hung_worker(tmp_path):
