@@ -53,6 +53,31 @@ _MOVE_UNIT = (update(_units).where(_units.c.unit_id == bindparam("b_unit"))
 _LAST_LINK = (select(t.TimelineEntry.seq, t.TimelineEntry.hash)
               .where(t.TimelineEntry.incident_id == bindparam("incident_id"))
               .order_by(t.TimelineEntry.seq.desc()).limit(1))
+_UPSERTS: dict = {}
+
+
+def _upsert(s: Session, model, **values) -> None:
+    """Insert the row, or set these columns of the row already there: what `Session.merge` did
+    with a look-up and the ORM's flush, in one statement (INSERT ... ON CONFLICT DO UPDATE)."""
+    dialect = s.get_bind().dialect.name
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        s.merge(model(**values))
+        return
+    key = (dialect, model, tuple(values))
+    statement = _UPSERTS.get(key)
+    if statement is None:
+        table = model.__table__
+        keys = [c.name for c in table.primary_key.columns]
+        statement = insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in values})
+        changed = {name: statement.excluded[name] for name in values if name not in keys}
+        statement = (statement.on_conflict_do_update(index_elements=keys, set_=changed) if changed
+                     else statement.on_conflict_do_nothing(index_elements=keys))
+        _UPSERTS[key] = statement
+    s.connection().execute(statement, values)
+
+
+_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _processed = t.ProcessedEvent.__table__
 _RECORD_PROCESSED = {
     # One statement that records the event and says whether it was new: a look-up, then an insert
@@ -99,28 +124,28 @@ class Projector:
 
     # --- one method per event type, named after it ------------------------------------------
     def _ReportReceived(self, s: Session, env: Envelope, e: ReportReceived) -> None:
-        s.merge(t.Report(report_id=e.report_id, tracking_code=e.tracking_code, channel=e.channel,
-                         description=e.description, category=e.category,
-                         reporter=e.reporter.model_dump(mode="json", exclude_none=True),
-                         location=e.location.model_dump(mode="json", exclude_none=True),
-                         received_at=e.received_at, received_by=e.received_by,
-                         assistance_request=e.assistance_request, reporter_phone=e.reporter.phone,
-                         caller_warning=e.caller_warning))
+        _upsert(s, t.Report, report_id=e.report_id, tracking_code=e.tracking_code, channel=e.channel,
+                description=e.description, category=e.category,
+                reporter=e.reporter.model_dump(mode="json", exclude_none=True),
+                location=e.location.model_dump(mode="json", exclude_none=True),
+                received_at=e.received_at, received_by=e.received_by,
+                assistance_request=e.assistance_request, reporter_phone=e.reporter.phone,
+                caller_warning=e.caller_warning)
 
     def _IncidentOpened(self, s: Session, env: Envelope, e: IncidentOpened) -> None:
-        s.merge(t.Incident(incident_id=e.incident_id, number=e.number, status="received", category=e.category,
-                           priority=e.priority, summary=e.summary,
-                           location=e.location.model_dump(mode="json", exclude_none=True),
-                           jurisdiction=e.jurisdiction, opened_at=e.opened_at, updated_at=env.time,
-                           polres=e.polres, location_verified=e.location_verified, location_note=e.location_note,
-                           category_confidence=e.category_confidence,
-                           category_low_confidence=e.category_low_confidence, sensitive=e.sensitive,
-                           assistance_request=e.assistance_request, response_plan=e.response_plan,
-                           targets={k: v.isoformat() for k, v in e.targets.items()}))
+        _upsert(s, t.Incident, incident_id=e.incident_id, number=e.number, status="received", category=e.category,
+                priority=e.priority, summary=e.summary,
+                location=e.location.model_dump(mode="json", exclude_none=True),
+                jurisdiction=e.jurisdiction, opened_at=e.opened_at, updated_at=env.time,
+                polres=e.polres, location_verified=e.location_verified, location_note=e.location_note,
+                category_confidence=e.category_confidence,
+                category_low_confidence=e.category_low_confidence, sensitive=e.sensitive,
+                assistance_request=e.assistance_request, response_plan=e.response_plan,
+                targets={k: v.isoformat() for k, v in e.targets.items()})
         for report_id in e.report_ids:
-            s.merge(t.IncidentReport(report_id=report_id, incident_id=e.incident_id, linked_at=env.time))
-        s.merge(t.IncidentIntervals(incident_id=e.incident_id, jurisdiction=e.polres or e.jurisdiction,
-                                    received_at=e.opened_at))
+            _upsert(s, t.IncidentReport, report_id=report_id, incident_id=e.incident_id, linked_at=env.time)
+        _upsert(s, t.IncidentIntervals, incident_id=e.incident_id, jurisdiction=e.polres or e.jurisdiction,
+                received_at=e.opened_at)
         notes = []
         if e.category_low_confidence:
             notes.append("kategori perlu dikonfirmasi")
@@ -131,8 +156,8 @@ class Projector:
                        + (f"; {'; '.join(notes)}" if notes else ""))
 
     def _ReportAttached(self, s: Session, env: Envelope, e: ReportAttached) -> None:
-        s.merge(t.IncidentReport(report_id=e.report_id, incident_id=e.incident_id, linked_at=env.time,
-                                 match=e.match.model_dump(mode="json")))
+        _upsert(s, t.IncidentReport, report_id=e.report_id, incident_id=e.incident_id, linked_at=env.time,
+                match=e.match.model_dump(mode="json"))
         self._timeline(s, env, e.incident_id, env.source,
                        f"Laporan tambahan digabungkan (skor {e.match.total:.2f}: {', '.join(e.match.reasons)})")
 
@@ -161,9 +186,9 @@ class Projector:
             self._timeline(s, env, link.incident_id, env.source, f"LP terdaftar: {e.lp_number}")
 
     def _TargetBreached(self, s: Session, env: Envelope, e: TargetBreached) -> None:
-        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id, why=f"target:{e.target}",
-                             detail=f"Target {e.target} terlewati (batas {e.due_at:%H:%M:%S} UTC)",
-                             escalated_at=e.breached_at))
+        _upsert(s, t.Escalation, event_id=env.id, incident_id=e.incident_id, why=f"target:{e.target}",
+                detail=f"Target {e.target} terlewati (batas {e.due_at:%H:%M:%S} UTC)",
+                escalated_at=e.breached_at)
         self._timeline(s, env, e.incident_id, env.source, f"Target waktu terlewati: {e.target}")
 
     def _IncidentMarkedShareable(self, s: Session, env: Envelope, e: IncidentMarkedShareable) -> None:
@@ -180,16 +205,16 @@ class Projector:
                        f"Permintaan pendampingan {words}" + (f": {e.reason}" if e.reason else ""))
 
     def _AssistanceEscalated(self, s: Session, env: Envelope, e: AssistanceEscalated) -> None:
-        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id, why=e.why, detail=e.detail,
-                             escalated_at=e.escalated_at))
+        _upsert(s, t.Escalation, event_id=env.id, incident_id=e.incident_id, why=e.why, detail=e.detail,
+                escalated_at=e.escalated_at)
         self._timeline(s, env, e.incident_id, env.source, f"Diteruskan ke atasan: {e.detail}")
 
     def _DispatchRecommended(self, s: Session, env: Envelope, e: DispatchRecommended) -> None:
-        s.merge(t.Recommendation(incident_id=e.incident_id, event_id=env.id,
-                                 candidates=[c.model_dump(mode="json") for c in e.candidates],
-                                 excluded=[x.model_dump(mode="json") for x in e.excluded],
-                                 recommended_at=e.recommended_at, excluded_counts=e.excluded_counts,
-                                 shortfalls=e.shortfalls, trigger=e.trigger))
+        _upsert(s, t.Recommendation, incident_id=e.incident_id, event_id=env.id,
+                candidates=[c.model_dump(mode="json") for c in e.candidates],
+                excluded=[x.model_dump(mode="json") for x in e.excluded],
+                recommended_at=e.recommended_at, excluded_counts=e.excluded_counts,
+                shortfalls=e.shortfalls, trigger=e.trigger)
         if e.candidates:
             best = e.candidates[0]
             summary = f"Rekomendasi: {best.callsign} ({', '.join(best.reasons[1:])})"
@@ -277,9 +302,9 @@ class Projector:
         self._timeline(s, env, e.incident_id, e.unit_id, f"Unit {e.unit_id} menolak penugasan: {e.reason}")
 
     def _AssignmentUnacknowledged(self, s: Session, env: Envelope, e: AssignmentUnacknowledged) -> None:
-        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id, why="assignment_unacknowledged",
-                             detail=f"Unit {e.unit_id} belum menjawab penugasan setelah {e.waited_s:.0f} detik",
-                             escalated_at=e.alerted_at))
+        _upsert(s, t.Escalation, event_id=env.id, incident_id=e.incident_id, why="assignment_unacknowledged",
+                detail=f"Unit {e.unit_id} belum menjawab penugasan setelah {e.waited_s:.0f} detik",
+                escalated_at=e.alerted_at)
         self._timeline(s, env, e.incident_id, env.source,
                        f"Peringatan: unit {e.unit_id} belum menjawab penugasan ({e.waited_s:.0f} detik)")
 
@@ -352,9 +377,9 @@ class Projector:
         """Keep the record as it came, with its link: chain_valid is computed from these on read."""
         prev_hash, record_hash = getattr(e, "prev_hash", None), getattr(e, "record_hash", None)
         if prev_hash and record_hash:
-            s.merge(t.TkpRecord(record_id=env.id, incident_id=incident_id, type=env.type,
-                                content=e.model_dump(mode="json", exclude={"prev_hash", "record_hash"}),
-                                prev_hash=prev_hash, hash=record_hash))
+            _upsert(s, t.TkpRecord, record_id=env.id, incident_id=incident_id, type=env.type,
+                    content=e.model_dump(mode="json", exclude={"prev_hash", "record_hash"}),
+                    prev_hash=prev_hash, hash=record_hash)
 
     def _SceneStepRecorded(self, s: Session, env: Envelope, e: SceneStepRecorded) -> None:
         if e.command_id:
@@ -364,10 +389,10 @@ class Projector:
                           e.recorded_at)
         if not e.record_hash:  # a repeat: answered, nothing new on record
             return
-        s.merge(t.SceneStep(event_id=env.id, incident_id=e.incident_id, phase=e.phase, step=e.step,
-                            at=e.recorded_at, by=e.recorded_by, unit_id=e.unit_id, note=e.note,
-                            position=e.position.model_dump() if e.position else None,
-                            out_of_order=list(e.out_of_order), warning=e.warning))
+        _upsert(s, t.SceneStep, event_id=env.id, incident_id=e.incident_id, phase=e.phase, step=e.step,
+                at=e.recorded_at, by=e.recorded_by, unit_id=e.unit_id, note=e.note,
+                position=e.position.model_dump() if e.position else None,
+                out_of_order=list(e.out_of_order), warning=e.warning)
         self._tkp_record(s, env, e.incident_id, e)
         phase = "TPTKP" if e.phase == "tptkp" else "Olah TKP"
         summary = f"{phase}: {STEP_WORDS.get(e.step, e.step)}" + (f" — {e.note}" if e.note else "")
@@ -391,11 +416,11 @@ class Projector:
                                                   "seal_number": e.seal_number}, e.collected_at)
         if not e.record_hash:
             return
-        s.merge(t.Evidence(evidence_id=e.evidence_id, incident_id=e.incident_id, description=e.description,
-                           kind=e.kind, seal_number=e.seal_number,
-                           found_at=e.found_at.model_dump() if e.found_at else None, found_where=e.found_where,
-                           media=list(e.media), collected_by=e.collected_by, collected_at=e.collected_at,
-                           holder=e.collected_by, corrections=[]))
+        _upsert(s, t.Evidence, evidence_id=e.evidence_id, incident_id=e.incident_id, description=e.description,
+                kind=e.kind, seal_number=e.seal_number,
+                found_at=e.found_at.model_dump() if e.found_at else None, found_where=e.found_where,
+                media=list(e.media), collected_by=e.collected_by, collected_at=e.collected_at,
+                holder=e.collected_by, corrections=[])
         if s.get(t.SealClaim, e.seal_number) is None:  # a rebuild has no API claims: the record is the claim
             s.add(t.SealClaim(seal_number=e.seal_number, evidence_id=e.evidence_id, incident_id=e.incident_id,
                               claimed_at=e.collected_at))
@@ -407,9 +432,9 @@ class Projector:
         if e.command_id:
             self._outcome(s, env.type, e.command_id, True, {"evidence_id": e.evidence_id, "from": e.from_holder,
                                                   "to": e.to, "sequence": e.sequence, "at": e.at.isoformat()}, e.at)
-        s.merge(t.CustodyRecord(event_id=env.id, evidence_id=e.evidence_id, incident_id=e.incident_id,
-                                sequence=e.sequence, from_holder=e.from_holder, to=e.to, reason=e.reason, by=e.by,
-                                at=e.at))
+        _upsert(s, t.CustodyRecord, event_id=env.id, evidence_id=e.evidence_id, incident_id=e.incident_id,
+                sequence=e.sequence, from_holder=e.from_holder, to=e.to, reason=e.reason, by=e.by,
+                at=e.at)
         s.execute(update(t.Evidence).where(t.Evidence.evidence_id == e.evidence_id).values(holder=e.to))
         self._tkp_record(s, env, e.incident_id, e)
         self._timeline(s, env, e.incident_id, e.by,
@@ -443,8 +468,8 @@ class Projector:
 
     def _LegalClockStarted(self, s: Session, env: Envelope, e: LegalClockStarted) -> None:
         for d in e.deadlines:
-            s.merge(t.LegalDeadlineRow(incident_id=e.incident_id, key=d.key, kind=d.kind, code=d.code, words=d.words,
-                                       due_at=d.due_at, overdue_at=None))
+            _upsert(s, t.LegalDeadlineRow, incident_id=e.incident_id, key=d.key, kind=d.kind, code=d.code,
+                    words=d.words, due_at=d.due_at, overdue_at=None)
         first = min(e.deadlines, key=lambda d: d.due_at, default=None)
         self._timeline(s, env, e.incident_id, env.source, "Perkara ke Reskrim; tenggat surat dimulai"
                        + (f" (pertama: {first.words}, {first.due_at:%d-%m-%Y})" if first else ""))
@@ -461,34 +486,34 @@ class Projector:
     def _LegalDeadlineOverdue(self, s: Session, env: Envelope, e: LegalDeadlineOverdue) -> None:
         s.execute(update(t.LegalDeadlineRow).where(t.LegalDeadlineRow.incident_id == e.incident_id)
                   .where(t.LegalDeadlineRow.key == e.key).values(overdue_at=e.noticed_at))
-        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id, why=f"legal:{e.key}",
-                             detail=f"{e.words} terlambat (tenggat {e.due_at:%d-%m-%Y %H:%M} UTC)",
-                             escalated_at=e.noticed_at))
+        _upsert(s, t.Escalation, event_id=env.id, incident_id=e.incident_id, why=f"legal:{e.key}",
+                detail=f"{e.words} terlambat (tenggat {e.due_at:%d-%m-%Y %H:%M} UTC)",
+                escalated_at=e.noticed_at)
         self._timeline(s, env, e.incident_id, env.source, f"Terlambat: {e.words}")
 
     # --- notify ----------------------------------------------------------------------------------
     def _NotificationSent(self, s: Session, env: Envelope, e: NotificationSent) -> None:
-        s.merge(t.NotificationRow(notification_id=e.notification_id, incident_id=e.incident_id, template=e.template,
-                                  recipient_kind=e.recipient_kind, recipient=e.recipient, channel=e.channel,
-                                  state="sent", attempts=e.attempts, reason=None, at=e.sent_at))
+        _upsert(s, t.NotificationRow, notification_id=e.notification_id, incident_id=e.incident_id, template=e.template,
+                recipient_kind=e.recipient_kind, recipient=e.recipient, channel=e.channel,
+                state="sent", attempts=e.attempts, reason=None, at=e.sent_at)
         if e.incident_id:
             self._timeline(s, env, e.incident_id, env.source,
                            f"Notifikasi {e.template} terkirim ke {e.recipient_kind} {e.recipient} lewat {e.channel}")
 
     def _NotificationFailed(self, s: Session, env: Envelope, e: NotificationFailed) -> None:
-        s.merge(t.NotificationRow(notification_id=e.notification_id, incident_id=e.incident_id, template=e.template,
-                                  recipient_kind=e.recipient_kind, recipient=e.recipient, channel=None,
-                                  state="failed", attempts=e.attempts, reason=e.reason, at=e.failed_at))
+        _upsert(s, t.NotificationRow, notification_id=e.notification_id, incident_id=e.incident_id, template=e.template,
+                recipient_kind=e.recipient_kind, recipient=e.recipient, channel=None,
+                state="failed", attempts=e.attempts, reason=e.reason, at=e.failed_at)
         if e.incident_id:
             self._timeline(s, env, e.incident_id, env.source,
                            f"Notifikasi {e.template} ke {e.recipient_kind} {e.recipient} gagal: {e.reason}")
 
     # --- turjawali -------------------------------------------------------------------------------
     def _DutyAssigned(self, s: Session, env: Envelope, e: DutyAssigned) -> None:
-        s.merge(t.Duty(duty_id=e.duty_id, kind=e.kind, unit_ids=list(e.unit_ids), incident_id=e.incident_id,
-                       area=e.area, route=e.route, starts_at=e.starts_at, ends_at=e.ends_at,
-                       check_in_every_min=e.check_in_every_min, status="active", last_check_in_at=None,
-                       missed_check_ins=0, assigned_by=e.assigned_by, completed_at=None))
+        _upsert(s, t.Duty, duty_id=e.duty_id, kind=e.kind, unit_ids=list(e.unit_ids), incident_id=e.incident_id,
+                area=e.area, route=e.route, starts_at=e.starts_at, ends_at=e.ends_at,
+                check_in_every_min=e.check_in_every_min, status="active", last_check_in_at=None,
+                missed_check_ins=0, assigned_by=e.assigned_by, completed_at=None)
         if e.incident_id:
             self._timeline(s, env, e.incident_id, e.assigned_by,
                            f"Tugas turjawali {e.kind}: {', '.join(e.unit_ids)}" + (f" ({e.area})" if e.area else ""))
@@ -511,8 +536,8 @@ class Projector:
             duty.missed_check_ins = (duty.missed_check_ins or 0) + 1
         detail = (f"Petugas jaga ({', '.join(e.unit_ids)}) tidak melapor sesuai jadwal "
                   f"(seharusnya {e.due_at:%H:%M} UTC)")
-        s.merge(t.Escalation(event_id=env.id, incident_id=e.incident_id or e.duty_id, why="guard_check_in_missed",
-                             detail=detail, escalated_at=e.noticed_at))
+        _upsert(s, t.Escalation, event_id=env.id, incident_id=e.incident_id or e.duty_id, why="guard_check_in_missed",
+                detail=detail, escalated_at=e.noticed_at)
         if e.incident_id:
             self._timeline(s, env, e.incident_id, env.source, detail)
 
