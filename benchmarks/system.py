@@ -139,6 +139,19 @@ def _machine_busy_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line mentions `text` (e.g. the broker JVM started with a work folder's config)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 class CpuShares:
     """How much CPU named processes (and the machine) use from now until `shares()`: what a
     benchmark that misses its target ran out of."""
