@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import and_, bindparam, or_, select
+from starlette.concurrency import run_in_threadpool
 
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
@@ -277,11 +278,15 @@ def _stored_key(principal: Principal, what: str, incident_id: str, idempotency_k
     return f"{principal.sub}:{what}:{incident_id}:{idempotency_key}" if idempotency_key else None
 
 
-def _command_accepted(session, stored_key: str | None, request, command_id: str, incident_id: str) -> JSONResponse:
-    """202 with the command id; a retry with the same Idempotency-Key gets this same answer."""
+async def _command_accepted(session, stored_key: str | None, request, command_id: str,
+                            incident_id: str) -> JSONResponse:
+    """202 with the command id; a retry with the same Idempotency-Key gets this same answer.
+
+    The answer is written from the thread pool: on the event loop, a write waiting for SQLite's
+    lock (the projection writing) would hold up every other request."""
     body = CommandAccepted(command_id=command_id).model_dump()
-    return commands.remember_answer(session, stored_key, request.model_dump(mode="json"), 202, body,
-                                    f"/api/v1/incidents/{incident_id}")
+    return await run_in_threadpool(commands.remember_answer, session, stored_key, request.model_dump(mode="json"),
+                                   202, body, f"/api/v1/incidents/{incident_id}")
 
 
 @router.post("/{incident_id}/merge", status_code=202, response_model=CommandAccepted,
@@ -302,7 +307,7 @@ async def merge_incident(incident_id: str, body: MergeIn, principal: Dispatcher,
     command = MergeIncidents(command_id=command_id, area=area, incident_id=incident_id, into=body.into,
                              requested_by=principal.sub, reason=body.reason)
     await publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
-    return _command_accepted(session, stored_key, body, command_id, body.into)
+    return await _command_accepted(session, stored_key, body, command_id, body.into)
 
 
 @router.post("/{incident_id}/split", status_code=202, response_model=CommandAccepted,
@@ -331,7 +336,7 @@ async def split_report(incident_id: str, body: SplitIn, principal: Dispatcher, s
                           report_id=body.report_id, report=as_received, requested_by=principal.sub,
                           reason=body.reason)
     await publish(publisher, topics.COMMANDS, make_event(command, source="/spkt/api", event_id=command_id))
-    return _command_accepted(session, stored_key, body, command_id, incident_id)
+    return await _command_accepted(session, stored_key, body, command_id, incident_id)
 
 
 @router.post("/{incident_id}/decision", status_code=201, response_model=DecisionOut,
@@ -354,8 +359,8 @@ async def decide_assistance(incident_id: str, body: DecisionIn, principal: Decid
     event = make_event(decided, source="/spkt/api", event_id=derived_id("assistance.decided", incident_id))
     await publish(publisher, topics.INCIDENTS, event)
     out = DecisionOut(**decided.model_dump(exclude={"incident_id"}), incident_id=incident_id)
-    return commands.remember_answer(session, stored_key, body.model_dump(mode="json"), 201,
-                                    out.model_dump(mode="json"), f"/api/v1/incidents/{incident_id}")
+    return await run_in_threadpool(commands.remember_answer, session, stored_key, body.model_dump(mode="json"), 201,
+                                   out.model_dump(mode="json"), f"/api/v1/incidents/{incident_id}")
 
 
 @router.post("/{incident_id}/shareable", status_code=202, response_model=ShareableOut,

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from schemas import topics
 from schemas.envelope import derived_id, utcnow
@@ -93,7 +94,7 @@ async def register_evidence(incident_id: str, body: EvidenceIn, request: Request
     _open_incident(session, incident_id, principal)
     command_id = commands.command_id(principal, idempotency_key, "evidence", incident_id)
     evidence_id = "BB-" + derived_id("evidence", command_id)[:12].upper()
-    _claim_seal(session, body.seal_number, evidence_id, incident_id)
+    await run_in_threadpool(_claim_seal, session, body.seal_number, evidence_id, incident_id)  # a write: off the loop
     command = RegisterEvidence(command_id=command_id, incident_id=incident_id, evidence_id=evidence_id,
                                description=body.description, kind=body.kind, seal_number=body.seal_number,
                                found_at=GeoPoint(**body.found_at.model_dump()) if body.found_at else None,
