@@ -641,36 +641,35 @@ class _ExclusionTexts:
         self._slower: dict[int, str] = {}
         self._unneeded: dict[int, str] = {}
 
-    def stale(self, minutes: int) -> str:
-        text = self._stale.get(minutes)
+    @staticmethod
+    def _once(texts: dict, key: int, make) -> str:
+        text = texts.get(key)
         if text is None:
-            text = self._stale[minutes] = f"posisi kedaluwarsa ({minutes:.0f} menit)"
+            text = texts[key] = make(key)
         return text
+
+    def stale(self, minutes: int) -> str:
+        return self._once(self._stale, minutes, lambda m: f"posisi kedaluwarsa ({m:.0f} menit)")
 
     def off_shift(self, mask: int) -> str:
-        text = self._off_shift.get(mask)
-        if text is None:
-            bounds = shift_bounds(mask)
-            text = f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})" if bounds else "di luar jam dinas"
-            self._off_shift[mask] = text
-        return text
+        return self._once(self._off_shift, mask, _off_shift_text)
 
     def slower(self, minutes: int) -> str:
-        text = self._slower.get(minutes)
-        if text is None:
-            text = self._slower[minutes] = f"ada unit lebih cepat (perkiraan tiba {minutes} menit)"
-        return text
+        return self._once(self._slower, minutes, lambda m: f"ada unit lebih cepat (perkiraan tiba {m} menit)")
 
     def unneeded(self, kind: int) -> str:
-        text = self._unneeded.get(kind)
-        if text is None:
-            needed = ", ".join(self._plan.labels)
-            if kind in self._plan.known_kinds:
-                text = f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"
-            else:
-                text = f"jenis unit tidak dibutuhkan ({self._index.kind_name(kind)}; butuh: {needed})"
-            self._unneeded[kind] = text
-        return text
+        return self._once(self._unneeded, kind, self._unneeded_text)
+
+    def _unneeded_text(self, kind: int) -> str:
+        needed = ", ".join(self._plan.labels)
+        if kind in self._plan.known_kinds:
+            return f"tidak memiliki kemampuan yang dibutuhkan (butuh: {needed})"
+        return f"jenis unit tidak dibutuhkan ({self._index.kind_name(kind)}; butuh: {needed})"
+
+
+def _off_shift_text(mask: int) -> str:
+    bounds = shift_bounds(mask)
+    return f"di luar jam dinas ({bounds[0]:02d}–{bounds[1]:02d})" if bounds else "di luar jam dinas"
 
 
 def _exclusion_texts(index: UnitIndex, plan: _Plan) -> _ExclusionTexts:
