@@ -1,5 +1,8 @@
 """Applies events to the read model. Each event once: its id is recorded in the same transaction.
 
+An event that changes an incident's own rows waits (in `waiting_events`) when it comes before the
+incident's opening, as it can on a catch-up or a rebuild, and is applied with the opening.
+
 GPS positions are the exception: they are many (thousands a second), and applying one twice is
 harmless (a position only replaces an older one), so they are not recorded one by one. They are
 coalesced per unit in memory and written together (`flush_positions`, every half second and every
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +29,7 @@ from schemas.events import (
     EvidenceCorrected, EvidenceRegistered, IncidentReopened, LegalClockStarted, LegalDeadlineOverdue,
     LetterSent, NotificationFailed, NotificationSent, SceneStatusChanged, SceneStepRecorded, SttlpIssued,
 )
+from schemas.registry import parse
 from services.tkp import chain
 from services.tkp.domain import STEP_WORDS
 from services.dispatch.lifecycle import words as status_words
@@ -53,6 +57,23 @@ _MOVE_UNIT = (update(_units).where(_units.c.unit_id == bindparam("b_unit"))
 _LAST_LINK = (select(t.TimelineEntry.seq, t.TimelineEntry.hash)
               .where(t.TimelineEntry.incident_id == bindparam("incident_id"))
               .order_by(t.TimelineEntry.seq.desc()).limit(1))
+# Events that change an incident's own rows (its status, location, intervals, assignments). Topics
+# are read in no fixed order: on a catch-up or a rebuild one of these can come before the incident's
+# opening, and applied then it would change nothing (a closed incident was seen as still open).
+_WAITS_FOR_INCIDENT = (IncidentClosed, SceneStatusChanged, IncidentMerged, IncidentMarkedShareable,
+                       AssistanceDecided, IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived)
+
+
+def waits_for_incident(event: EventData) -> str | None:
+    """The incident this event needs in the read model before it can be applied, if any. (A unit's
+    status change does not wait: the board needs it at once; its "en route" time for the incident
+    is then lost when it comes first.)"""
+    return event.incident_id if isinstance(event, _WAITS_FOR_INCIDENT) else None
+
+
+_INCIDENT_KNOWN = select(t.Incident.incident_id).where(t.Incident.incident_id == bindparam("incident_id"))
+_WAITING = (select(t.WaitingEvent.envelope).where(t.WaitingEvent.incident_id == bindparam("incident_id"))
+            .order_by(t.WaitingEvent.at, t.WaitingEvent.event_id))
 _UPSERTS: dict = {}
 
 
@@ -119,8 +140,25 @@ class Projector:
             handler = getattr(self, "_" + type(event).__name__, None)
             if handler is None:
                 return False
+            incident_id = waits_for_incident(event)
+            if incident_id is not None and session.execute(_INCIDENT_KNOWN,
+                                                           {"incident_id": incident_id}).first() is None:
+                _upsert(session, t.WaitingEvent, event_id=envelope.id, incident_id=incident_id, at=envelope.time,
+                        envelope=envelope.model_dump_json())
+                return True
             handler(session, envelope, event)
+            if isinstance(event, IncidentOpened):
+                self._apply_waiting(session, event.incident_id)
             return True
+
+    def _apply_waiting(self, s: Session, incident_id: str) -> None:
+        """What came for the incident before its opening: applied now, in the order it happened."""
+        rows = s.execute(_WAITING, {"incident_id": incident_id}).all()
+        for row in rows:
+            envelope, event = parse(row.envelope)
+            getattr(self, "_" + type(event).__name__)(s, envelope, event)
+        if rows:
+            s.execute(delete(t.WaitingEvent).where(t.WaitingEvent.incident_id == incident_id))
 
     # --- one method per event type, named after it ------------------------------------------
     def _ReportReceived(self, s: Session, env: Envelope, e: ReportReceived) -> None:

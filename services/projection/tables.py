@@ -53,6 +53,19 @@ class ProcessedEvent(Base):
     processed_at: Mapped[datetime]
 
 
+class WaitingEvent(Base):
+    """An event about an incident the read model does not hold yet. Topics are read in no fixed
+    order, so on a catch-up or a rebuild a closure can come before the opening; applied then, it
+    would change nothing. It waits here, recorded as processed, and is applied in the transaction
+    that opens its incident (services/projection/projector.py)."""
+
+    __tablename__ = "waiting_events"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]  # the event's own time: the order they are applied in
+    envelope: Mapped[str] = mapped_column(Text)  # the envelope as JSON
+
+
 class Report(Base):
     __tablename__ = "reports"
     report_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -160,3 +160,45 @@ def test_a_caller_with_repeated_false_reports_is_flagged_for_the_call_taker(proj
         warning = _caller_warning(s, phone)
         assert warning and "2 kali" in warning and "darurat" in warning
         assert _caller_warning(s, "+6289999999999") is None
+
+
+def test_what_comes_for_an_incident_before_its_opening_waits_for_it(projector, report):
+    """Topics are read in no fixed order: on a catch-up or a rebuild a closure can come first."""
+    from schemas.events import IncidentClosed, SceneStatusChanged, UnitAssigned
+    from services.projection.verify import incident_chains
+
+    opened = _opened(report)
+    incident_id = opened.incident_id
+    later = [
+        UnitAssigned(assignment_id="a1", incident_id=incident_id, unit_id="u1", assigned_by="op",
+                     assigned_at=NOW + timedelta(minutes=1)),
+        SceneStatusChanged(incident_id=incident_id, status="scene_released", changed_at=NOW + timedelta(minutes=20)),
+        IncidentClosed(incident_id=incident_id, disposition="resolved_on_spot", closed_at=NOW + timedelta(minutes=30)),
+    ]
+    envelopes = {}
+    for minute, data in reversed(list(enumerate(later, start=1))):  # the worst order: the closure first
+        envelopes[id(data)], applied = apply(projector, data, time=NOW + timedelta(minutes=minute))
+        assert applied
+    with projector.sessions() as s:
+        assert s.get(t.Incident, incident_id) is None
+        assert s.scalar(select(func.count()).select_from(t.WaitingEvent)) == 3
+        assert s.get(t.Assignment, "a1") is None
+
+    apply(projector, opened)
+    with projector.sessions() as s:
+        incident = s.get(t.Incident, incident_id)
+        # Closed, not "scene_released": the scene's release came before the closure.
+        assert (incident.status, incident.disposition, incident.scene_status) == (
+            "closed", "resolved_on_spot", "scene_released")
+        assert as_aware(s.get(t.IncidentIntervals, incident_id).dispatched_at) == NOW + timedelta(minutes=1)
+        assert s.get(t.Assignment, "a1").status == "assigned"
+        assert s.scalar(select(func.count()).select_from(t.WaitingEvent)) == 0
+        timeline = s.scalars(select(t.TimelineEntry.type).filter_by(incident_id=incident_id)
+                             .order_by(t.TimelineEntry.seq)).all()
+        # The opening first, then what waited, in the order it happened: the record reads as it went.
+        assert timeline == ["incident.opened", "unit.assigned", "scene.status-changed", "incident.closed"]
+        assert incident_chains(s, incident_id)["valid"]
+    # Each is still applied once: read again (a redelivery), nothing changes.
+    before = counts(projector)
+    assert [projector.apply(envelopes[id(data)], data) for data in later] == [False, False, False]
+    assert counts(projector) == before

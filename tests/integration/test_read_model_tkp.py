@@ -141,16 +141,18 @@ def test_a_database_from_before_migrations_that_matches_is_stamped(database_url)
     engine = made.kw["bind"]
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
-    with engine.begin() as conn:  # and as it stood then: before 0002 and 0003 added their columns
+    with engine.begin() as conn:  # and as it stood then: before 0002, 0003 and 0004 added theirs
         conn.exec_driver_sql("ALTER TABLE incidents DROP COLUMN shareable")
         conn.exec_driver_sql("ALTER TABLE units DROP COLUMN signed_in")
         conn.exec_driver_sql("ALTER TABLE units DROP COLUMN signed_in_at")
+        conn.exec_driver_sql("DROP TABLE waiting_events")
     engine.dispose()
     again = t.prepare(database_url)  # stamped 0001, then upgraded to the newest
     with again() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         assert s.execute(text("SELECT count(shareable) FROM incidents")).scalar() == 0
         assert s.execute(text("SELECT count(signed_in) FROM units")).scalar() == 0
+        assert s.execute(text("SELECT count(*) FROM waiting_events")).scalar() == 0
     again.kw["bind"].dispose()
 
 
