@@ -378,3 +378,20 @@ def test_an_assignment_outcome_gathers_both_topics_in_either_order(on_incident, 
     outcome = get(sessions, t.CommandOutcome, "cmd-both")
     assert set(outcome.result) == {"unit.status-changed", "unit.assigned"}
     assert outcome.result["unit.assigned"]["assignment_id"] == "asg-both"
+
+
+def test_the_intervals_of_today_past_midnight_are_the_night_shift_on_duty(projector, sessions, monkeypatch):
+    """At 00:15 WIB the night shift that began at 23:00 the evening before is still on duty: "today"
+    (no date asked) is its day, not the new calendar day with nothing in it yet."""
+    from services.api.auth import Principal, Role
+    from services.api.routes import assignments
+    from services.dispatch.intervals import WIB
+    from spkt.settings import Settings
+
+    opened_at = datetime(2026, 11, 28, 23, 30, tzinfo=WIB)
+    open_incident(projector, opened_at=opened_at)
+    monkeypatch.setattr(assignments, "utcnow", lambda: datetime(2026, 11, 29, 0, 15, tzinfo=WIB))
+    with sessions() as s:
+        today = assignments.list_intervals(Principal(sub="op", role=Role.dispatcher), s, Settings(), None, None)
+    assert today.date == "2026-11-28"
+    assert [(g.jurisdiction, g.shift, g.incidents) for g in today.groups] == [("polres-jakpus", "23-07", 1)]
