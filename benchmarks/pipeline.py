@@ -233,8 +233,7 @@ def run(work: Path, quick: bool) -> Result:
                                    + ", ".join(f"{o.report_id} ({o.status})" for o in warm if not o.visible_at))
             say(f"pipeline: filing {rate:.0f} reports a second for {duration:.0f} s")
             with EventClock(settings) as clock:
-                brokers = [pid for pid in processes_mentioning(str(work / "kafka-base")) if "java" in
-                           Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+                brokers = processes_mentioning("java", str(work / "kafka-base"))
                 cpu = CpuShares({p.name: p.pid for p in stack.processes()}
                                 | {f"broker{'' if i == 0 else i}": pid for i, pid in enumerate(brokers)})
                 outcomes, sending = asyncio.run(_file_reports(settings.api_url, centre, rate=rate, duration=duration))

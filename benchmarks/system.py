@@ -139,16 +139,17 @@ def _machine_busy_jiffies() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line mentions `text` (e.g. the broker JVM started with a work folder's config)."""
+def processes_mentioning(*texts: str) -> list[int]:
+    """Pids whose command line mentions every one of `texts` (e.g. the broker's JVM and its work folder)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    pids.append(int(entry.name))
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
+            if all(text in cmdline for text in texts):
+                pids.append(int(entry.name))
     return pids
 
 

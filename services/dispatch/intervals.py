@@ -6,7 +6,7 @@ travel = on scene - en route; response = on scene - dispatched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from statistics import median
 from typing import Iterable
 
@@ -55,6 +55,12 @@ def shift_of(at: datetime, starts: tuple[int, ...]) -> tuple[str, str]:
         start, day = starts[-1], (local - timedelta(days=1)).date()
     end = starts[(starts.index(start) + 1) % len(starts)]
     return day.isoformat(), f"{start:02d}-{end:02d}"
+
+
+def day_asked(day: date | None, now: datetime, starts: tuple[int, ...]) -> str:
+    """The day asked for, or "today": the day of the shift on duty at `now` (past midnight, the
+    night shift that began the evening before is still the current one)."""
+    return day.isoformat() if day else shift_of(now, starts)[0]
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -74,6 +74,7 @@ def waits_for_incident(event: EventData) -> str | None:
 _INCIDENT_KNOWN = select(t.Incident.incident_id).where(t.Incident.incident_id == bindparam("incident_id"))
 _WAITING = (select(t.WaitingEvent.envelope).where(t.WaitingEvent.incident_id == bindparam("incident_id"))
             .order_by(t.WaitingEvent.at, t.WaitingEvent.event_id))
+_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}  # dialects with ON CONFLICT
 _UPSERTS: dict = {}
 
 
@@ -98,16 +99,11 @@ def _upsert(s: Session, model, **values) -> None:
     s.connection().execute(statement, values)
 
 
-_INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
 _processed = t.ProcessedEvent.__table__
-_RECORD_PROCESSED = {
-    # One statement that records the event and says whether it was new: a look-up, then an insert
-    # through the ORM's flush, cost about a millisecond an event more.
-    "sqlite": sqlite_insert(_processed).on_conflict_do_nothing(index_elements=["event_id"])
-    .returning(_processed.c.event_id),
-    "postgresql": postgresql_insert(_processed).on_conflict_do_nothing(index_elements=["event_id"])
-    .returning(_processed.c.event_id),
-}
+# One statement that records the event and says whether it was new: a look-up, then an insert
+# through the ORM's flush, cost about a millisecond an event more.
+_RECORD_PROCESSED = {dialect: insert(_processed).on_conflict_do_nothing(index_elements=["event_id"])
+                     .returning(_processed.c.event_id) for dialect, insert in _INSERTS.items()}
 
 
 def _record_processed(session: Session, envelope: Envelope, topic: str, partition: int, offset: int) -> bool:

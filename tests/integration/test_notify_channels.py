@@ -268,7 +268,7 @@ def test_http_receiver_restarts_and_frees_its_port():
 
 
 # --- the worker's deliverer ---------------------------------------------------------------------------
-def test_the_deliverer_sends_every_message_through_one_http_client(monkeypatch):
+def test_the_deliverer_sends_every_message_through_one_http_client():
     from datetime import datetime, timezone
 
     from schemas.events import Location, Reporter, ReportReceived
@@ -277,14 +277,6 @@ def test_the_deliverer_sends_every_message_through_one_http_client(monkeypatch):
     from services.notify.directory import MemoryDirectory
     from spkt.settings import Settings
 
-    made = []
-    real_init = httpx.AsyncClient.__init__
-
-    def counting_init(self, *args, **kwargs):
-        made.append(self)
-        real_init(self, *args, **kwargs)
-
-    monkeypatch.setattr(httpx.AsyncClient, "__init__", counting_init)
     receipts = []
     for i in range(3):
         report = ReportReceived(report_id=f"r{i}", tracking_code=f"TRK-{i}", channel="phone_110",
@@ -293,13 +285,17 @@ def test_the_deliverer_sends_every_message_through_one_http_client(monkeypatch):
         receipts += domain.plan("report.received", report, f"e-{i}", MemoryDirectory(), domain.NotifyRules())
 
     async def deliver_all(deliverer):
-        return [await deliverer.deliver(n, set()) for n in receipts]
+        outcomes, clients = [], []
+        for n in receipts:
+            outcomes.append(await deliverer.deliver(n, set()))
+            clients.append(deliverer._http())  # the client the next send will use
+        return outcomes, clients
 
     with HttpReceiver(SECRET) as gateway:
         deliverer = Deliverer(Settings(sms_gateway_url=gateway.url, sms_gateway_secret=SECRET))
-        outcomes = asyncio.run(deliver_all(deliverer))
+        outcomes, clients = asyncio.run(deliver_all(deliverer))
         assert [o.delivered for o in outcomes] == [True, True, True]
         assert gateway.count_by_id() == {n.notification_id: 1 for n in receipts}
         assert all(r["signature_valid"] for r in gateway.requests)
     # One client, so one TLS context: building one per message was over half of notify's CPU.
-    assert len(made) == 1
+    assert len({id(c) for c in clients}) == 1 and not clients[0].is_closed

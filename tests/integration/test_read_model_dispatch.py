@@ -380,18 +380,20 @@ def test_an_assignment_outcome_gathers_both_topics_in_either_order(on_incident, 
     assert outcome.result["unit.assigned"]["assignment_id"] == "asg-both"
 
 
-def test_the_intervals_of_today_past_midnight_are_the_night_shift_on_duty(projector, sessions, monkeypatch):
-    """At 00:15 WIB the night shift that began at 23:00 the evening before is still on duty: "today"
-    (no date asked) is its day, not the new calendar day with nothing in it yet."""
+def test_the_intervals_of_today_hold_an_incident_opened_now(projector, sessions):
+    """Whatever the hour (past midnight WIB too, when the night shift on duty began the day before),
+    an incident opened now is in "today's" intervals: the day of the shift on duty."""
+    from schemas.envelope import utcnow
     from services.api.auth import Principal, Role
     from services.api.routes import assignments
-    from services.dispatch.intervals import WIB
+    from services.dispatch.intervals import parse_shift_starts, shift_of
     from spkt.settings import Settings
 
-    opened_at = datetime(2026, 11, 28, 23, 30, tzinfo=WIB)
-    open_incident(projector, opened_at=opened_at)
-    monkeypatch.setattr(assignments, "utcnow", lambda: datetime(2026, 11, 29, 0, 15, tzinfo=WIB))
+    settings = Settings()
+    now = utcnow()
+    open_incident(projector, opened_at=now)
     with sessions() as s:
-        today = assignments.list_intervals(Principal(sub="op", role=Role.dispatcher), s, Settings(), None, None)
-    assert today.date == "2026-11-28"
-    assert [(g.jurisdiction, g.shift, g.incidents) for g in today.groups] == [("polres-jakpus", "23-07", 1)]
+        today = assignments.list_intervals(Principal(sub="op", role=Role.dispatcher), s, settings, None, None)
+    day, shift = shift_of(now, parse_shift_starts(settings.shift_start_hours))
+    assert today.date == day
+    assert [(g.jurisdiction, g.shift, g.incidents) for g in today.groups] == [("polres-jakpus", shift, 1)]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.dispatch.intervals import (
-    NAMES, WIB, Steps, of_incident, parse_shift_starts, percentile, shift_of, summarise,
+    NAMES, WIB, Steps, day_asked, of_incident, parse_shift_starts, percentile, shift_of, summarise,
 )
 
 UTC = timezone.utc
@@ -92,6 +92,14 @@ def test_shift_of_converts_utc_to_wib():
     assert shift_of(datetime(2026, 11, 28, 0, 0, tzinfo=UTC), STARTS) == ("2026-11-28", "07-15")
     # 16:30 UTC on the 27th is 23:30 WIB on the 27th
     assert shift_of(datetime(2026, 11, 27, 16, 30, tzinfo=UTC), STARTS) == ("2026-11-27", "23-07")
+
+
+def test_today_past_midnight_is_the_day_of_the_night_shift_on_duty():
+    """At 00:15 WIB the night shift that began at 23:00 the evening before is still on duty: "today"
+    (no date asked) is its day, not the new calendar day with nothing in it yet."""
+    assert day_asked(None, datetime(2026, 11, 29, 0, 15, tzinfo=WIB), STARTS) == "2026-11-28"
+    assert day_asked(None, datetime(2026, 11, 29, 7, 0, tzinfo=WIB), STARTS) == "2026-11-29"
+    assert day_asked(datetime(2026, 11, 1).date(), datetime(2026, 11, 29, 0, 15, tzinfo=WIB), STARTS) == "2026-11-01"
 
 
 def test_shift_of_across_a_month_and_year_boundary():

@@ -157,14 +157,14 @@ def plausible_day(day: Date | None) -> Date | None:
 
 @router.get("/api/v1/intervals", response_model=IntervalsOut)
 def list_intervals(principal: BoardReader, session: SessionDep, settings: SettingsDep,
-                   day: Annotated[Date | None, Query(alias="date", description="YYYY-MM-DD (WIB); the current shift's day if omitted"),
+                   day: Annotated[Date | None,
+                                  Query(alias="date",
+                                        description="YYYY-MM-DD (WIB); the current shift's day if omitted"),
                                   AfterValidator(plausible_day)] = None,
                    jurisdiction: Annotated[str | None, Query(max_length=64)] = None) -> IntervalsOut:
     """Call processing, turnout, travel and response per jurisdiction and shift: count, median, p90."""
     starts = intervals.parse_shift_starts(settings.shift_start_hours)
-    # "Today" is the day of the shift on duty now: past midnight the night shift that started the
-    # evening before is still the current one (and its incidents belong to that day).
-    wanted = day.isoformat() if day else intervals.shift_of(utcnow(), starts)[0]
+    wanted = intervals.day_asked(day, utcnow(), starts)
     start = datetime.combine(Date.fromisoformat(wanted), time(0), intervals.WIB)
     # A shift of the day may start the evening before (WIB) and end the next morning.
     query = select(t.IncidentIntervals).where(t.IncidentIntervals.received_at >= start - timedelta(days=1),
