@@ -61,16 +61,22 @@ _LAST_LINK = (select(t.TimelineEntry.seq, t.TimelineEntry.hash)
 # are read in no fixed order: on a catch-up or a rebuild one of these can come before the incident's
 # opening, and applied then it would change nothing (a closed incident was seen as still open).
 _WAITS_FOR_INCIDENT = (IncidentClosed, SceneStatusChanged, IncidentMerged, IncidentMarkedShareable,
-                       AssistanceDecided, IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived)
+                       AssistanceDecided, IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived,
+                       ReportAttached, UnitStatusChanged)
+# A unit's status change has a part the board and the waiting command need at once (the unit's
+# row, the command's outcome) and a part about its incident (the "en route" time, the assignment,
+# the timeline): only the second waits. The handlers of each part, by event type.
+_PART_AT_ONCE = {UnitStatusChanged: "_unit_status"}
+_PART_THAT_WAITS = {UnitStatusChanged: "_unit_status_at_incident"}
 
 
 def waits_for_incident(event: EventData) -> str | None:
-    """The incident this event needs in the read model before it can be applied, if any. (A unit's
-    status change does not wait: the board needs it at once; its "en route" time for the incident
-    is then lost when it comes first.)"""
+    """The incident this event needs in the read model before it can be applied (all of it, or
+    the part of `_PART_THAT_WAITS`), if any."""
     return event.incident_id if isinstance(event, _WAITS_FOR_INCIDENT) else None
 
 
+_MERGED_INTO = select(t.Incident.merged_into).where(t.Incident.incident_id == bindparam("incident_id"))
 _INCIDENT_KNOWN = select(t.Incident.incident_id).where(t.Incident.incident_id == bindparam("incident_id"))
 _WAITING = (select(t.WaitingEvent.envelope).where(t.WaitingEvent.incident_id == bindparam("incident_id"))
             .order_by(t.WaitingEvent.at, t.WaitingEvent.event_id))
@@ -139,6 +145,9 @@ class Projector:
             incident_id = waits_for_incident(event)
             if incident_id is not None and session.execute(_INCIDENT_KNOWN,
                                                            {"incident_id": incident_id}).first() is None:
+                at_once = _PART_AT_ONCE.get(type(event))
+                if at_once is not None:
+                    getattr(self, at_once)(session, envelope, event)
                 _upsert(session, t.WaitingEvent, event_id=envelope.id, incident_id=incident_id, at=envelope.time,
                         envelope=envelope.model_dump_json())
                 return True
@@ -152,7 +161,7 @@ class Projector:
         rows = s.execute(_WAITING, {"incident_id": incident_id}).all()
         for row in rows:
             envelope, event = parse(row.envelope)
-            getattr(self, "_" + type(event).__name__)(s, envelope, event)
+            getattr(self, _PART_THAT_WAITS.get(type(event), "_" + type(event).__name__))(s, envelope, event)
         if rows:
             s.execute(delete(t.WaitingEvent).where(t.WaitingEvent.incident_id == incident_id))
 
@@ -190,8 +199,16 @@ class Projector:
                        + (f"; {'; '.join(notes)}" if notes else ""))
 
     def _ReportAttached(self, s: Session, env: Envelope, e: ReportAttached) -> None:
-        _upsert(s, t.IncidentReport, report_id=e.report_id, incident_id=e.incident_id, linked_at=env.time,
-                match=e.match.model_dump(mode="json"))
+        # Attached to an incident since merged (the merge read first): the reporter follows it to
+        # the incident that remains, as the merge moved the reporters it found.
+        into, merged = e.incident_id, False
+        for _ in range(16):  # a merge chain's length; a cycle cannot occur, a bound costs nothing
+            onward = s.scalar(_MERGED_INTO, {"incident_id": into})
+            if onward is None:
+                break
+            into, merged = onward, True
+        _upsert(s, t.IncidentReport, report_id=e.report_id, incident_id=into, linked_at=env.time,
+                match=e.match.model_dump(mode="json"), merged=merged)
         self._timeline(s, env, e.incident_id, env.source,
                        f"Laporan tambahan digabungkan (skor {e.match.total:.2f}: {', '.join(e.match.reasons)})")
 
@@ -286,6 +303,10 @@ class Projector:
                                                                            updated_at=env.time))
 
     def _UnitStatusChanged(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
+        self._unit_status(s, env, e)
+        self._unit_status_at_incident(s, env, e)
+
+    def _unit_status(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
         query = update(t.Unit).where(t.Unit.unit_id == e.unit_id)
         values = dict(status=e.status, incident_id=e.incident_id, updated_at=env.time, status_since=e.changed_at)
         if e.status_version is not None:  # dispatch's order: an older one never overwrites a newer one
@@ -296,6 +317,8 @@ class Projector:
             self._outcome(s, env.type, e.command_id, True, {"unit_id": e.unit_id, "status": e.status,
                                                   "previous_status": e.previous_status,
                                                   "incident_id": e.incident_id}, e.changed_at)
+
+    def _unit_status_at_incident(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
         if e.incident_id and e.status == "en_route":
             self._first(s, e.incident_id, "en_route_at", e.changed_at)
             if e.assignment_id:

@@ -202,3 +202,60 @@ def test_what_comes_for_an_incident_before_its_opening_waits_for_it(projector, r
     before = counts(projector)
     assert [projector.apply(envelopes[id(data)], data) for data in later] == [False, False, False]
     assert counts(projector) == before
+
+
+def test_a_units_status_for_an_incident_not_yet_opened_shows_at_once_and_its_times_wait(projector, report):
+    """The board and the waiting command need the unit's status at once; its "en route" time, its
+    assignment and its timeline line belong to the incident and wait for the opening (they were
+    lost when the status came first)."""
+    from services.projection.verify import incident_chains
+
+    opened = _opened(report)
+    incident_id = opened.incident_id
+    apply(projector, UnitRegistered(unit_id="u1", callsign="P1", kind="car", station="s", registered_at=NOW))
+    en_route = NOW + timedelta(minutes=2)
+    apply(projector, UnitStatusChanged(unit_id="u1", status="en_route", previous_status="dispatched",
+                                       incident_id=incident_id, changed_at=en_route, status_version=2,
+                                       command_id="cmd-1", assignment_id="a1"), time=en_route)
+    with projector.sessions() as s:
+        unit = s.get(t.Unit, "u1")
+        assert (unit.status, unit.incident_id) == ("en_route", incident_id)
+        assert s.get(t.CommandOutcome, "cmd-1").accepted
+        assert s.scalar(select(func.count()).select_from(t.WaitingEvent)) == 1
+        assert s.get(t.Assignment, "a1") is None
+
+    apply(projector, opened)
+    with projector.sessions() as s:
+        assert as_aware(s.get(t.IncidentIntervals, incident_id).en_route_at) == en_route
+        assert s.get(t.Assignment, "a1").status == "en_route"
+        timeline = s.scalars(select(t.TimelineEntry.type).filter_by(incident_id=incident_id)
+                             .order_by(t.TimelineEntry.seq)).all()
+        assert timeline == ["incident.opened", "unit.status-changed"]
+        assert incident_chains(s, incident_id)["valid"]
+        assert s.scalar(select(func.count()).select_from(t.WaitingEvent)) == 0
+        assert s.get(t.Unit, "u1").status_version == 2
+
+
+def test_a_report_attached_to_an_incident_since_merged_follows_it(projector, report):
+    """Read after the merge (or before its incident's opening), an attachment ends where it would
+    have had it been read in the order it happened: with the incident that remains, as merged."""
+    from schemas.events import IncidentMerged, MatchScore, ReportAttached
+
+    third = report.model_copy(update={"report_id": "r-3", "tracking_code": "SPKT-3333-3333"})
+    a, c = _opened(report), _opened(third)
+    match = MatchScore(total=0.8, distance_m=90, minutes=3, category_score=1, text_score=0.4, reasons=["jarak 90 m"])
+    # r-2 is attached to a before a's opening is read; r-4 to c, read after c was merged into a.
+    apply(projector, ReportAttached(incident_id=a.incident_id, report_id="r-2", attached_at=NOW, match=match))
+    with projector.sessions() as s:
+        assert s.get(t.IncidentReport, "r-2") is None
+    for event in (a, c, IncidentMerged(incident_id=c.incident_id, into=a.incident_id, report_ids=["r-3"],
+                                       merged_by="disp", merged_at=NOW)):
+        apply(projector, event)
+    apply(projector, ReportAttached(incident_id=c.incident_id, report_id="r-4", attached_at=NOW, match=match))
+    with projector.sessions() as s:
+        links = {l.report_id: (l.incident_id, l.merged) for l in s.scalars(select(t.IncidentReport))}
+        assert links == {report.report_id: (a.incident_id, False), "r-2": (a.incident_id, False),
+                         "r-3": (a.incident_id, True), "r-4": (a.incident_id, True)}
+        # The attachment's line stays on the timeline of the incident it was attached to.
+        assert s.scalar(select(func.count()).select_from(t.TimelineEntry)
+                        .filter_by(incident_id=c.incident_id, type="report.attached")) == 1
