@@ -60,6 +60,7 @@ async def on_event(envelope: Envelope, event: EventData, origin: Origin) -> list
     if isinstance(event, (NotificationSent, NotificationFailed)):
         if outbox.get(event.notification_id) is not None:  # delivered or given up: out of the outbox
             outbox.pop(event.notification_id, None)
+        _forget(event.notification_id)
         return []
     await directory_ready.wait()
     incident_id = getattr(event, "incident_id", None)
@@ -91,7 +92,9 @@ async def notify_events(stream):
 _next_try: dict[str, float] = {}           # notification id -> monotonic time of its next attempt
 _attempts: dict[str, int] = defaultdict(int)
 _failed_channels: dict[str, set[str]] = defaultdict(set)
-_said: set[str] = set()                    # sent or failed by this process, before the agent reads it back
+_said: set[str] = set()                    # sent or failed by this process, until the agent reads it back
+_parsed: dict[str, domain.Notification] = {}  # outbox entries parsed (once each, see _start_due)
+_NOTHING_FAILED: frozenset[str] = frozenset()
 _recent: dict[str, deque] = defaultdict(deque)  # recipient -> send times in the last hour (rate limit)
 
 
@@ -125,19 +128,30 @@ async def deliver_due() -> None:
     await _start_due()
 
 
-async def _start_due() -> None:
-    """Start the next due delivery of each endpoint, endpoints side by side."""
+async def _start_due(freed: str | None = None) -> None:
+    """Start the next due delivery of each endpoint, endpoints side by side; with `freed` (an
+    endpoint whose delivery just ended), that endpoint's next one only.
+
+    It looks over the whole outbox after every delivery and every 0.2 s, and a surge fills the
+    outbox with thousands: so each entry is parsed once (23 µs; parsing every entry on every look
+    made notify's work grow with the square of what waited), and a look for a freed endpoint
+    stops at its next one."""
     if not directory_ready.is_set():
         return  # until the directory has read what was already sent, nothing is sent again
     owned = _owned()
     now = time.monotonic()
+    if len(_parsed) > 2 * len(outbox) + 100:  # entries of partitions handed to another worker
+        for nid in [nid for nid in _parsed if outbox.get(nid) is None]:
+            del _parsed[nid]
     for nid, entry in list(outbox.items()):
         if (not entry or entry.get("partition") not in owned or nid in _said or nid in directory.done
                 or nid in _in_flight or _next_try.get(nid, 0.0) > now):
             continue
-        n = domain.Notification.from_json(entry["n"])
-        endpoint = deliverer.endpoint(n, _failed_channels[nid])
-        if endpoint in _busy_endpoints:
+        n = _parsed.get(nid)
+        if n is None:
+            n = _parsed[nid] = domain.Notification.from_json(entry["n"])
+        endpoint = deliverer.endpoint(n, _failed_channels.get(nid, _NOTHING_FAILED))
+        if endpoint in _busy_endpoints or (freed is not None and endpoint != freed):
             continue
         recipient = f"{n.recipient.kind}:{n.recipient.key}"
         if (wait := _rate_limited(recipient, now)) is not None:
@@ -146,6 +160,8 @@ async def _start_due() -> None:
         _in_flight.add(nid)
         _busy_endpoints.add(endpoint)
         asyncio.ensure_future(_deliver_one(nid, entry, n, recipient, endpoint))
+        if freed is not None:
+            return
 
 
 async def _deliver_one(nid: str, entry: dict, n: domain.Notification, recipient: str, endpoint: str) -> None:
@@ -174,7 +190,7 @@ async def _deliver_one(nid: str, entry: dict, n: domain.Notification, recipient:
     finally:
         _in_flight.discard(nid)
         _busy_endpoints.discard(endpoint)
-        asyncio.ensure_future(_start_due())  # the endpoint's next one at once, not at the next tick
+        asyncio.ensure_future(_start_due(endpoint))  # the endpoint's next one at once, not at the next tick
 
 
 async def _say(entry: dict, event: EventData) -> None:
@@ -192,5 +208,11 @@ async def _say(entry: dict, event: EventData) -> None:
         await publish(app, Outgoing(topics.DEAD_LETTERS, make_event(letter, source=SOURCE,
                                                                     event_id=derived_id("dead-letter", nid))))
     _said.add(nid)
-    for table in (_next_try, _attempts, _failed_channels):
+    for table in (_next_try, _attempts, _failed_channels, _parsed):
         table.pop(nid, None)
+
+
+def _forget(nid: str) -> None:
+    """The notification's sent or failed event was read back: out of the outbox, out of memory."""
+    _said.discard(nid)
+    _parsed.pop(nid, None)
