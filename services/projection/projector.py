@@ -12,7 +12,7 @@ replaced by the unit's next fix seconds later.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -45,7 +45,7 @@ ASSIGNMENT_STAGE = {"assigned": 0, "acknowledged": 1, "en_route": 2, "on_scene":
 
 
 POSITION_BATCH = 500
-UNKNOWN_UNIT_PATIENCE = timedelta(minutes=1)
+UNKNOWN_UNITS_HELD = 10_000  # units with a fix but no registration yet, whose latest fix is held
 
 _units = t.Unit.__table__
 # A unit's newest fix; one older than the stored one changes nothing.
@@ -57,29 +57,45 @@ _MOVE_UNIT = (update(_units).where(_units.c.unit_id == bindparam("b_unit"))
 _LAST_LINK = (select(t.TimelineEntry.seq, t.TimelineEntry.hash)
               .where(t.TimelineEntry.incident_id == bindparam("incident_id"))
               .order_by(t.TimelineEntry.seq.desc()).limit(1))
-# Events that change an incident's own rows (its status, location, intervals, assignments). Topics
-# are read in no fixed order: on a catch-up or a rebuild one of these can come before the incident's
-# opening, and applied then it would change nothing (a closed incident was seen as still open).
-_WAITS_FOR_INCIDENT = (IncidentClosed, SceneStatusChanged, IncidentMerged, IncidentMarkedShareable,
-                       AssistanceDecided, IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived,
-                       ReportAttached, UnitStatusChanged)
-# A unit's status change has a part the board and the waiting command need at once (the unit's
-# row, the command's outcome) and a part about its incident (the "en route" time, the assignment,
-# the timeline): only the second waits. The handlers of each part, by event type.
-_PART_AT_ONCE = {UnitStatusChanged: "_unit_status"}
-_PART_THAT_WAITS = {UnitStatusChanged: "_unit_status_at_incident"}
+# Topics are read in no fixed order: on a catch-up or a rebuild an event can come before the row
+# it changes (a closure before its incident's opening, a unit's status before its registration, an
+# LP before its report), and applied then its UPDATE would change nothing: the event would be lost.
+# So such an event is applied in parts, each needing one row; a part whose row is not there yet
+# waits, with the parts after it (waiting_events, the event recorded as processed), and is applied
+# in the transaction that writes the row, in the order the events happened. The parts before it
+# apply at once: a unit's status is on the board (and answers its command) before its incident's
+# "en route" time and timeline line are written.
+def _incident(e) -> tuple[str, str | None]:
+    return "incident", e.incident_id
 
 
-def waits_for_incident(event: EventData) -> str | None:
-    """The incident this event needs in the read model before it can be applied (all of it, or
-    the part of `_PART_THAT_WAITS`), if any."""
-    return event.incident_id if isinstance(event, _WAITS_FOR_INCIDENT) else None
+def _unit(e) -> tuple[str, str | None]:
+    return "unit", e.unit_id
 
 
-_MERGED_INTO = select(t.Incident.merged_into).where(t.Incident.incident_id == bindparam("incident_id"))
-_INCIDENT_KNOWN = select(t.Incident.incident_id).where(t.Incident.incident_id == bindparam("incident_id"))
-_WAITING = (select(t.WaitingEvent.envelope).where(t.WaitingEvent.incident_id == bindparam("incident_id"))
+def _report(e) -> tuple[str, str | None]:
+    return "report", e.report_id
+
+
+_PARTS = {kind: ((f"_{kind.__name__}", _incident),) for kind in (
+    IncidentClosed, SceneStatusChanged, IncidentMerged, IncidentMarkedShareable, AssistanceDecided,
+    IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived, ReportAttached)}
+_PARTS |= {
+    UnitStatusChanged: (("_unit_status", _unit), ("_unit_status_at_incident", _incident)),
+    UnitSignedIn: (("_UnitSignedIn", _unit),),
+    UnitSignedOut: (("_UnitSignedOut", _unit),),
+    LpRegistered: (("_LpRegistered", _report),),
+}
+# The events that write the rows others wait for: (what kind of row, the field naming it).
+_WRITES_ROW = {IncidentOpened: ("incident", "incident_id"), UnitRegistered: ("unit", "unit_id"),
+               ReportReceived: ("report", "report_id")}
+_KNOWN = {"incident": select(t.Incident.incident_id).where(t.Incident.incident_id == bindparam("key")),
+          "unit": select(t.Unit.unit_id).where(t.Unit.unit_id == bindparam("key")),
+          "report": select(t.Report.report_id).where(t.Report.report_id == bindparam("key"))}
+_WAITING = (select(t.WaitingEvent.envelope, t.WaitingEvent.part)
+            .where(t.WaitingEvent.waits_for == bindparam("waits_for"))
             .order_by(t.WaitingEvent.at, t.WaitingEvent.event_id))
+_MERGED_INTO = select(t.Incident.merged_into).where(t.Incident.incident_id == bindparam("incident_id"))
 _INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}  # dialects with ON CONFLICT
 _UPSERTS: dict = {}
 
@@ -142,28 +158,37 @@ class Projector:
             handler = getattr(self, "_" + type(event).__name__, None)
             if handler is None:
                 return False
-            incident_id = waits_for_incident(event)
-            if incident_id is not None and session.execute(_INCIDENT_KNOWN,
-                                                           {"incident_id": incident_id}).first() is None:
-                at_once = _PART_AT_ONCE.get(type(event))
-                if at_once is not None:
-                    getattr(self, at_once)(session, envelope, event)
-                _upsert(session, t.WaitingEvent, event_id=envelope.id, incident_id=incident_id, at=envelope.time,
-                        envelope=envelope.model_dump_json())
-                return True
-            handler(session, envelope, event)
-            if isinstance(event, IncidentOpened):
-                self._apply_waiting(session, event.incident_id)
+            if type(event) in _PARTS:
+                self._apply_parts(session, envelope, event, 0)
+            else:
+                handler(session, envelope, event)
+            writes = _WRITES_ROW.get(type(event))
+            if writes is not None:
+                self._release(session, writes[0], getattr(event, writes[1]))
             return True
 
-    def _apply_waiting(self, s: Session, incident_id: str) -> None:
-        """What came for the incident before its opening: applied now, in the order it happened."""
-        rows = s.execute(_WAITING, {"incident_id": incident_id}).all()
+    def _apply_parts(self, s: Session, envelope: Envelope, event: EventData, first: int) -> None:
+        """The event's parts from `first` on, up to the first whose row is not there yet: it waits."""
+        parts = _PARTS[type(event)]
+        for i in range(first, len(parts)):
+            method, needs = parts[i]
+            kind, key = needs(event)
+            if key is not None and s.execute(_KNOWN[kind], {"key": key}).first() is None:
+                _upsert(s, t.WaitingEvent, event_id=envelope.id, waits_for=f"{kind}:{key}", part=i,
+                        at=envelope.time, envelope=envelope.model_dump_json())
+                return
+            getattr(self, method)(s, envelope, event)
+
+    def _release(self, s: Session, kind: str, key: str) -> None:
+        """What waited for this row: applied now, in the order it happened (a part may wait on)."""
+        waits_for = f"{kind}:{key}"
+        rows = s.execute(_WAITING, {"waits_for": waits_for}).all()
+        if not rows:
+            return
+        s.execute(delete(t.WaitingEvent).where(t.WaitingEvent.waits_for == waits_for))
         for row in rows:
             envelope, event = parse(row.envelope)
-            getattr(self, _PART_THAT_WAITS.get(type(event), "_" + type(event).__name__))(s, envelope, event)
-        if rows:
-            s.execute(delete(t.WaitingEvent).where(t.WaitingEvent.incident_id == incident_id))
+            self._apply_parts(s, envelope, event, row.part)
 
     # --- one method per event type, named after it ------------------------------------------
     def _ReportReceived(self, s: Session, env: Envelope, e: ReportReceived) -> None:
@@ -186,7 +211,7 @@ class Projector:
                 assistance_request=e.assistance_request, response_plan=e.response_plan,
                 targets={k: v.isoformat() for k, v in e.targets.items()})
         for report_id in e.report_ids:
-            _upsert(s, t.IncidentReport, report_id=report_id, incident_id=e.incident_id, linked_at=env.time)
+            self._link(s, report_id, e.incident_id, env.time, merged=False)
         _upsert(s, t.IncidentIntervals, incident_id=e.incident_id, jurisdiction=e.polres or e.jurisdiction,
                 received_at=e.opened_at)
         notes = []
@@ -207,8 +232,7 @@ class Projector:
             if onward is None:
                 break
             into, merged = onward, True
-        _upsert(s, t.IncidentReport, report_id=e.report_id, incident_id=into, linked_at=env.time,
-                match=e.match.model_dump(mode="json"), merged=merged)
+        self._link(s, e.report_id, into, env.time, match=e.match.model_dump(mode="json"), merged=merged)
         self._timeline(s, env, e.incident_id, env.source,
                        f"Laporan tambahan digabungkan (skor {e.match.total:.2f}: {', '.join(e.match.reasons)})")
 
@@ -222,9 +246,21 @@ class Projector:
         self._timeline(s, env, e.into, e.merged_by, f"Kejadian {e.incident_id} digabungkan ke sini",
                        entry_id=env.id + "/into")
 
+    @staticmethod
+    def _link(s: Session, report_id: str, incident_id: str, at: datetime, **values) -> None:
+        """The report's incident as of `at`: an opening, attachment or split older than the link
+        held changes nothing (a split read before the new incident's opening, or before the
+        report's own, must not be undone by it)."""
+        row = s.get(t.IncidentReport, report_id)
+        if row is None:
+            s.add(t.IncidentReport(report_id=report_id, incident_id=incident_id, linked_at=at, **values))
+        elif as_aware(row.linked_at) <= at:
+            row.incident_id, row.linked_at = incident_id, at
+            for name, value in values.items():
+                setattr(row, name, value)
+
     def _IncidentSplit(self, s: Session, env: Envelope, e: IncidentSplit) -> None:
-        s.execute(update(t.IncidentReport).where(t.IncidentReport.report_id == e.report_id)
-                  .values(incident_id=e.new_incident_id, merged=False, match=None))
+        self._link(s, e.report_id, e.new_incident_id, env.time, merged=False, match=None)
         self._timeline(s, env, e.incident_id, e.split_by,
                        f"Laporan {e.report_id} dipisah menjadi kejadian baru: {e.reason or '-'}")
 
@@ -293,6 +329,9 @@ class Projector:
         unit.callsign, unit.kind, unit.station = e.callsign, e.kind, e.station
         unit.capabilities, unit.updated_at = list(e.capabilities), env.time
         unit.shift_start_h, unit.shift_end_h, unit.jurisdiction = e.shift_start_h, e.shift_end_h, e.jurisdiction
+        held = self._positions.get(e.unit_id)  # a fix read before the registration (see flush_positions)
+        if held is not None and (unit.position_at is None or as_aware(unit.position_at) <= held[2]):
+            unit.lat, unit.lon, unit.position_at = held
 
     def _UnitSignedIn(self, s: Session, env: Envelope, e: UnitSignedIn) -> None:
         s.execute(update(t.Unit).where(t.Unit.unit_id == e.unit_id).values(signed_in=True, signed_in_at=e.at,
@@ -303,8 +342,7 @@ class Projector:
                                                                            updated_at=env.time))
 
     def _UnitStatusChanged(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
-        self._unit_status(s, env, e)
-        self._unit_status_at_incident(s, env, e)
+        """Applied in parts (_PARTS): `_unit_status`, then `_unit_status_at_incident`."""
 
     def _unit_status(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
         query = update(t.Unit).where(t.Unit.unit_id == e.unit_id)
@@ -624,13 +662,16 @@ class Projector:
             if rows:
                 s.connection().execute(_MOVE_UNIT, rows)
         # A fix of a unit whose registration is not applied yet (it comes on another topic, read by
-        # the other agent) waits for a later flush instead of being lost; for a minute at most.
-        oldest = utcnow() - UNKNOWN_UNIT_PATIENCE
-        for unit_id, fix in pending.items():
-            if unit_id not in known and fix[2] >= oldest:
-                held = self._positions.get(unit_id)
-                if held is None or held[2] < fix[2]:
-                    self._positions[unit_id] = fix
+        # the other agent, which may be far behind on a catch-up) is held instead of being lost:
+        # the registration writes it (`_UnitRegistered`). A tracker no unit is registered for
+        # must not fill memory: past UNKNOWN_UNITS_HELD such units, the oldest fixes go.
+        unknown = {unit_id: fix for unit_id, fix in pending.items() if unit_id not in known}
+        if len(unknown) > UNKNOWN_UNITS_HELD:
+            unknown = dict(sorted(unknown.items(), key=lambda kv: kv[1][2])[-UNKNOWN_UNITS_HELD:])
+        for unit_id, fix in unknown.items():
+            held = self._positions.get(unit_id)
+            if held is None or held[2] < fix[2]:
+                self._positions[unit_id] = fix
         return len(pending)
 
     @staticmethod

@@ -54,14 +54,16 @@ class ProcessedEvent(Base):
 
 
 class WaitingEvent(Base):
-    """An event about an incident the read model does not hold yet. Topics are read in no fixed
-    order, so on a catch-up or a rebuild a closure can come before the opening; applied then, it
-    would change nothing. It waits here, recorded as processed, and is applied in the transaction
-    that opens its incident (services/projection/projector.py)."""
+    """An event (or its later parts) waiting for a row the read model does not hold yet: its
+    incident, unit or report. Topics are read in no fixed order, so on a catch-up or a rebuild a
+    closure can come before the opening; applied then, it would change nothing. It waits here,
+    recorded as processed, and is applied in the transaction that writes the row
+    (services/projection/projector.py `_PARTS`)."""
 
     __tablename__ = "waiting_events"
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    incident_id: Mapped[str] = mapped_column(String(64), index=True)
+    waits_for: Mapped[str] = mapped_column(String(200), index=True)  # "incident:<id>", "unit:<id>", "report:<id>"
+    part: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # the first part not applied yet
     at: Mapped[datetime]  # the event's own time: the order they are applied in
     envelope: Mapped[str] = mapped_column(Text)  # the envelope as JSON
 

@@ -309,10 +309,23 @@ def read_model_rows(url: str) -> dict[str, list[tuple]]:
                     continue
                 columns = [c for c in table.columns if (table.name, c.name) not in WALL_CLOCK | WRITE_ORDER]
                 rows = conn.execute(select(*columns).order_by(*table.primary_key.columns)).all()
-                out[table.name] = [tuple(plain(v) for v in row) for row in rows]
+                out[table.name] = [{c.name: plain(v) for c, v in zip(columns, row)} for row in rows]
     finally:
         engine.dispose()
     return out
+
+
+def read_model_differences(live: dict[str, list[dict]], rebuilt: dict[str, list[dict]]) -> dict:
+    """By table: the first rows that differ, as (the row's first column, {column: (live, rebuilt)}),
+    or (live rows, rebuilt rows) when only the counts differ."""
+    differ = {}
+    for name, rows in live.items():
+        other = rebuilt.get(name, [])
+        if rows != other:
+            pairs = [(next(iter(a.values())), {c: (a[c], b.get(c)) for c in a if a[c] != b.get(c)})
+                     for a, b in zip(rows, other) if a != b]
+            differ[name] = pairs[:3] or (len(rows), len(other))
+    return differ
 
 
 def broken_chains(url: str) -> list[str]:
@@ -366,8 +379,7 @@ def test_a_rebuilt_read_model_equals_the_live_one(system, two_areas, tmp_path, r
         chains_ok = {url: broken_chains(url) for url in (system.db_url, fresh)}
     assert all(broken == [] for broken in chains_ok.values()), chains_ok
     assert set(live) == set(rebuilt) and len(live) >= 15
-    differ = {name: [(a, b) for a, b in zip(live[name], rebuilt[name]) if a != b][:3] or
-              (len(live[name]), len(rebuilt[name])) for name in live if live[name] != rebuilt[name]}
+    differ = read_model_differences(live, rebuilt)
     assert differ == {}, differ
     assert len(live["incidents"]) >= 4 and len(live["timeline"]) > len(live["incidents"])
     print(f"\nrebuild on {kind}: {result.applied} events applied, {sum(map(len, live.values()))} rows equal "

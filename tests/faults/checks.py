@@ -263,13 +263,12 @@ def rebuild_differences(settings: Settings, folder: Path) -> tuple[dict, int, in
     """(differences by table, events applied by the rebuild, rows compared). The caller has stopped
     every writer and waited for the projection to apply everything."""
     from services.projection import rebuild
-    from tests.e2e.test_api_contract import broken_chains, read_model_rows
+    from tests.e2e.test_api_contract import broken_chains, read_model_differences, read_model_rows
 
     fresh = f"sqlite:///{folder / 'rebuilt.db'}"
     result = rebuild.run(settings, fresh)
     live, rebuilt = read_model_rows(settings.db_url), read_model_rows(fresh)
-    differ = {name: [(a, b) for a, b in zip(live[name], rebuilt[name]) if a != b][:3] or
-              (len(live[name]), len(rebuilt[name])) for name in live if live[name] != rebuilt.get(name)}
+    differ = read_model_differences(live, rebuilt)
     chains = {url: broken_chains(url) for url in (settings.db_url, fresh)}
     if any(chains.values()):
         differ["(hash chains that do not verify)"] = chains

@@ -259,3 +259,60 @@ def test_a_report_attached_to_an_incident_since_merged_follows_it(projector, rep
         # The attachment's line stays on the timeline of the incident it was attached to.
         assert s.scalar(select(func.count()).select_from(t.TimelineEntry)
                         .filter_by(incident_id=c.incident_id, type="report.attached")) == 1
+
+
+def test_a_units_status_sign_in_and_position_read_before_its_registration_wait_for_it(projector):
+    """On a catch-up the units topic can be read after the status and positions topics: what came
+    first is applied with the registration, not lost (the unit showed "available", nowhere)."""
+    from schemas.events import UnitSignedOut
+
+    apply(projector, UnitStatusChanged(unit_id="u9", status="patrol", changed_at=NOW, status_version=3))
+    apply(projector, UnitSignedOut(unit_id="u9", at=NOW, by="admin"))
+    long_ago = NOW - timedelta(hours=2)  # an old fix: held however old, until the registration
+    assert apply(projector, UnitPositionReported(unit_id="u9", lat=-6.21, lon=106.82, at=long_ago))[1]
+    projector.flush_positions()
+    with projector.sessions() as s:
+        assert s.get(t.Unit, "u9") is None
+        assert s.scalar(select(func.count()).select_from(t.WaitingEvent).filter_by(waits_for="unit:u9")) == 2
+    apply(projector, UnitRegistered(unit_id="u9", callsign="P9", kind="car", station="s", registered_at=NOW))
+    with projector.sessions() as s:
+        unit = s.get(t.Unit, "u9")
+        assert (unit.status, unit.status_version, unit.signed_in) == ("patrol", 3, False)
+        assert (unit.lat, unit.lon, as_aware(unit.position_at)) == (-6.21, 106.82, long_ago)
+        assert s.scalar(select(func.count()).select_from(t.WaitingEvent)) == 0
+
+
+def test_an_lp_read_before_its_report_waits_for_it(projector, report):
+    from schemas.events import LpRegistered
+
+    lp = "LP/B/7/XI/2026/SPKT/POLRES X"
+    apply(projector, LpRegistered(lp_number=lp, model="B", office="POLRES X", sequence=7, year=2026,
+                                  report_id=report.report_id, registered_at=NOW))
+    apply(projector, report)
+    with projector.sessions() as s:
+        assert s.get(t.Report, report.report_id).lp_number == lp
+
+
+@pytest.mark.parametrize("order", ["as_it_happened", "split_first", "new_incident_first"])
+def test_a_report_merged_then_split_out_ends_in_its_new_incident_unmerged_whatever_the_order(projector, report,
+                                                                                             order):
+    """Opened b, merged into a, split out into n: the link ends (n, not merged) in every order the
+    incidents topic's partitions can be read in."""
+    from schemas.events import IncidentMerged, IncidentSplit
+
+    second = report.model_copy(update={"report_id": "r-b", "tracking_code": "SPKT-BBBB-BBBB"})
+    a, b = _opened(report), _opened(second)
+    n = b.model_copy(update={"incident_id": "inc-new", "number": "KJD/JAKSEL/2026/000009"})
+    merge = IncidentMerged(incident_id=b.incident_id, into=a.incident_id, report_ids=["r-b"], merged_by="disp",
+                           merged_at=NOW)
+    split = IncidentSplit(incident_id=a.incident_id, report_id="r-b", new_incident_id="inc-new", split_by="disp",
+                          split_at=NOW)
+    timed = {id(a): 1, id(b): 2, id(merge): 3, id(split): 4, id(n): 5}  # minutes after NOW: when each happened
+    orders = {"as_it_happened": [a, b, merge, split, n], "split_first": [split, a, b, merge, n],
+              "new_incident_first": [n, split, a, b, merge]}
+    for event in orders[order]:
+        apply(projector, event, time=NOW + timedelta(minutes=timed[id(event)]))
+    with projector.sessions() as s:
+        link = s.get(t.IncidentReport, "r-b")
+        assert (link.incident_id, link.merged) == ("inc-new", False)
+        assert s.get(t.IncidentReport, report.report_id).incident_id == a.incident_id

@@ -141,7 +141,7 @@ def test_a_database_from_before_migrations_that_matches_is_stamped(database_url)
     engine = made.kw["bind"]
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
-    with engine.begin() as conn:  # and as it stood then: before 0002, 0003 and 0004 added theirs
+    with engine.begin() as conn:  # and as it stood then: before 0002 to 0005 added theirs
         conn.exec_driver_sql("ALTER TABLE incidents DROP COLUMN shareable")
         conn.exec_driver_sql("ALTER TABLE units DROP COLUMN signed_in")
         conn.exec_driver_sql("ALTER TABLE units DROP COLUMN signed_in_at")
@@ -149,7 +149,7 @@ def test_a_database_from_before_migrations_that_matches_is_stamped(database_url)
     engine.dispose()
     again = t.prepare(database_url)  # stamped 0001, then upgraded to the newest
     with again() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         assert s.execute(text("SELECT count(shareable) FROM incidents")).scalar() == 0
         assert s.execute(text("SELECT count(signed_in) FROM units")).scalar() == 0
         assert s.execute(text("SELECT count(*) FROM waiting_events")).scalar() == 0
@@ -165,3 +165,26 @@ def test_the_migrations_make_exactly_the_models_schema(database_url):
         diff = compare_metadata(MigrationContext.configure(conn), t.Base.metadata)
     made.kw["bind"].dispose()
     assert diff == [], "models changed without a migration: alembic revision --autogenerate (see README)"
+
+
+def test_what_waited_for_its_incident_before_0005_still_waits_for_it(database_url):
+    """0005 renames waiting_events.incident_id to waits_for ("incident:<id>", "unit:<id>", ...)."""
+    from alembic import command
+    from alembic.config import Config
+
+    made = t.prepare(database_url)
+    engine = made.kw["bind"]
+    config = Config()
+    config.set_main_option("script_location", str(t.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO waiting_events (event_id, incident_id, at, envelope) "
+                          "VALUES ('e-1', 'inc-1', '2026-11-28 10:00:00', '{}')"))
+    engine.dispose()
+    again = t.prepare(database_url)  # upgraded to the newest
+    with again() as s:
+        row = s.get(t.WaitingEvent, "e-1")
+        assert (row.waits_for, row.part) == ("incident:inc-1", 0)
+    again.kw["bind"].dispose()
