@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     notify_retry_base_s: float = Field(default=2.0, description="First retry delay; doubles each attempt.")
     notify_retry_max_s: float = Field(default=300.0, description="Longest retry delay.")
     notify_per_recipient_per_hour: int = Field(
-        default=30, description="Messages one recipient gets an hour at most; more wait for the next window.")
+        default=30, description="Messages one person (reporter, unit, supervisor) gets an hour at most; more wait "
+                                "for the next window. Webhook subscribers and panic alarms are never held back.")
 
     # --- processes --------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of every process.")

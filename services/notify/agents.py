@@ -154,7 +154,7 @@ async def _start_due(freed: str | None = None) -> None:
         if endpoint in _busy_endpoints or (freed is not None and endpoint != freed):
             continue
         recipient = f"{n.recipient.kind}:{n.recipient.key}"
-        if (wait := _rate_limited(recipient, now)) is not None:
+        if domain.held_by_rate_limit(n) and (wait := _rate_limited(recipient, now)) is not None:
             _next_try[nid] = now + wait
             continue
         _in_flight.add(nid)

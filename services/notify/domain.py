@@ -588,6 +588,16 @@ def _for_reporters(event_type: str, event: EventData, event_id: str, directory: 
     return []
 
 
+def held_by_rate_limit(n: Notification) -> bool:
+    """Whether the per-recipient hourly limit applies: it spares a person a flood of messages.
+    A subscriber is a system that asked for every event of its types (a Polda command center must
+    see every incident of a surge, not 30 an hour), and a panic alarm cannot wait for the next hour
+    (a supervisor hears of an incident's opening only from the panic button)."""
+    if n.recipient.kind == "subscriber":
+        return False
+    return not (n.recipient.kind == "supervisor" and n.event_type == "incident.opened")
+
+
 def plan(event_type: str, event: EventData, event_id: str, directory: Directory,
          rules: NotifyRules) -> list[Notification]:
     """Every notification this event calls for: reporters, the unit, supervisors, subscribers.

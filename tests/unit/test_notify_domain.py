@@ -365,6 +365,24 @@ def test_every_notification_is_json_and_comes_back_the_same(directory):
     assert Notification.from_json(wire) == notes[0]
 
 
+def test_the_hourly_limit_spares_people_but_never_holds_back_a_subscriber_or_a_panic_alarm(directory):
+    from schemas.events import TargetBreached
+
+    rules = NotifyRules(supervisors=(KA_SPKT,), subscribers=(Subscriber("cc", "https://cc.example", "k", ("*",)),))
+    held = {(n.recipient.kind, n.template): notify.held_by_rate_limit(n) for n in (
+        notify.plan("report.received", received(), "e-1", directory, rules)
+        + notify.plan("unit.assigned", assigned(), "e-2", directory, rules)
+        + notify.plan("incident.opened", opened("u-1"), "e-12", directory, rules)
+        + notify.plan("incident.target-breached", TargetBreached(incident_id=INC, target="dispatch", due_at=T0,
+                                                                 breached_at=T0), "e-13", directory, rules))}
+    assert held == {("reporter", "receipt"): True, ("reporter", "unit_on_the_way"): True,
+                    ("unit", "unit_assignment"): True, ("subscriber", "webhook"): False,
+                    ("supervisor", "supervisor_alert"): True}
+    panic = [n for n in notify.plan("incident.opened", opened("u-1"), "e-12", directory, rules)
+             if n.recipient.kind == "supervisor"]
+    assert panic and not any(notify.held_by_rate_limit(n) for n in panic)
+
+
 @pytest.mark.parametrize("raw,phone", [
     ("081234567890", "+6281234567890"), ("+62 812-3456-7890", "+6281234567890"), ("6281234567890", "+6281234567890"),
     ("(0812) 3456 7890", "+6281234567890"), ("0062812345678", "+62812345678"), ("110", None), ("", None),

@@ -89,3 +89,13 @@ def test_a_look_for_a_freed_endpoint_leaves_the_others_to_the_timer(worker):
     assert started == [next(iter(outbox))]  # the other webhook's waits for the next tick
     _look()
     assert started[-1] == mail.notification_id
+
+
+def test_a_subscriber_past_a_persons_hourly_limit_still_gets_every_event(worker, monkeypatch):
+    """A Polda command center subscribed to incident.opened must see every incident of a surge."""
+    outbox, started, parsed = worker
+    now = agents.time.monotonic()
+    monkeypatch.setattr(agents, "_recent", agents.defaultdict(agents.deque))
+    agents._recent["subscriber:polda"].extend([now] * agents.settings.notify_per_recipient_per_hour)
+    _look()
+    assert started == [next(iter(outbox))] and not agents._next_try
