@@ -1,7 +1,7 @@
 """Applies events to the read model. Each event once: its id is recorded in the same transaction.
 
-An event that changes an incident's own rows waits (in `waiting_events`) when it comes before the
-incident's opening, as it can on a catch-up or a rebuild, and is applied with the opening.
+An event that changes a row the read model does not hold yet (its incident, unit or report) waits
+in `waiting_events`, as it can on a catch-up or a rebuild, and is applied with that row (`_PARTS`).
 
 GPS positions are the exception: they are many (thousands a second), and applying one twice is
 harmless (a position only replaces an older one), so they are not recorded one by one. They are
@@ -65,30 +65,19 @@ _LAST_LINK = (select(t.TimelineEntry.seq, t.TimelineEntry.hash)
 # in the transaction that writes the row, in the order the events happened. The parts before it
 # apply at once: a unit's status is on the board (and answers its command) before its incident's
 # "en route" time and timeline line are written.
-def _incident(e) -> tuple[str, str | None]:
-    return "incident", e.incident_id
-
-
-def _unit(e) -> tuple[str, str | None]:
-    return "unit", e.unit_id
-
-
-def _report(e) -> tuple[str, str | None]:
-    return "report", e.report_id
-
-
-_PARTS = {kind: ((f"_{kind.__name__}", _incident),) for kind in (
+_ROW_KEY = {"incident": "incident_id", "unit": "unit_id", "report": "report_id"}  # the event field naming it
+# By event type: its parts in order, (the method applying it, the kind of row it needs).
+_PARTS = {kind: ((f"_{kind.__name__}", "incident"),) for kind in (
     IncidentClosed, SceneStatusChanged, IncidentMerged, IncidentMarkedShareable, AssistanceDecided,
     IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived, ReportAttached)}
 _PARTS |= {
-    UnitStatusChanged: (("_unit_status", _unit), ("_unit_status_at_incident", _incident)),
-    UnitSignedIn: (("_UnitSignedIn", _unit),),
-    UnitSignedOut: (("_UnitSignedOut", _unit),),
-    LpRegistered: (("_LpRegistered", _report),),
+    UnitStatusChanged: (("_unit_status", "unit"), ("_unit_status_at_incident", "incident")),
+    UnitSignedIn: (("_UnitSignedIn", "unit"),),
+    UnitSignedOut: (("_UnitSignedOut", "unit"),),
+    LpRegistered: (("_LpRegistered", "report"),),
 }
-# The events that write the rows others wait for: (what kind of row, the field naming it).
-_WRITES_ROW = {IncidentOpened: ("incident", "incident_id"), UnitRegistered: ("unit", "unit_id"),
-               ReportReceived: ("report", "report_id")}
+# The events that write the rows others wait for, and the kind of row.
+_WRITES_ROW = {IncidentOpened: "incident", UnitRegistered: "unit", ReportReceived: "report"}
 _KNOWN = {"incident": select(t.Incident.incident_id).where(t.Incident.incident_id == bindparam("key")),
           "unit": select(t.Unit.unit_id).where(t.Unit.unit_id == bindparam("key")),
           "report": select(t.Report.report_id).where(t.Report.report_id == bindparam("key"))}
@@ -155,24 +144,24 @@ class Projector:
         with self.sessions.begin() as session:
             if not _record_processed(session, envelope, topic, partition, offset):
                 return False
-            handler = getattr(self, "_" + type(event).__name__, None)
-            if handler is None:
-                return False
             if type(event) in _PARTS:
                 self._apply_parts(session, envelope, event, 0)
             else:
+                handler = getattr(self, "_" + type(event).__name__, None)
+                if handler is None:
+                    return False
                 handler(session, envelope, event)
-            writes = _WRITES_ROW.get(type(event))
-            if writes is not None:
-                self._release(session, writes[0], getattr(event, writes[1]))
+            kind = _WRITES_ROW.get(type(event))
+            if kind is not None:
+                self._release(session, kind, getattr(event, _ROW_KEY[kind]))
             return True
 
     def _apply_parts(self, s: Session, envelope: Envelope, event: EventData, first: int) -> None:
         """The event's parts from `first` on, up to the first whose row is not there yet: it waits."""
         parts = _PARTS[type(event)]
         for i in range(first, len(parts)):
-            method, needs = parts[i]
-            kind, key = needs(event)
+            method, kind = parts[i]
+            key = getattr(event, _ROW_KEY[kind])
             if key is not None and s.execute(_KNOWN[kind], {"key": key}).first() is None:
                 _upsert(s, t.WaitingEvent, event_id=envelope.id, waits_for=f"{kind}:{key}", part=i,
                         at=envelope.time, envelope=envelope.model_dump_json())
@@ -341,9 +330,7 @@ class Projector:
         s.execute(update(t.Unit).where(t.Unit.unit_id == e.unit_id).values(signed_in=False, signed_in_at=e.at,
                                                                            updated_at=env.time))
 
-    def _UnitStatusChanged(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
-        """Applied in parts (_PARTS): `_unit_status`, then `_unit_status_at_incident`."""
-
+    # A unit's status change is applied in parts (_PARTS): `_unit_status`, `_unit_status_at_incident`.
     def _unit_status(self, s: Session, env: Envelope, e: UnitStatusChanged) -> None:
         query = update(t.Unit).where(t.Unit.unit_id == e.unit_id)
         values = dict(status=e.status, incident_id=e.incident_id, updated_at=env.time, status_since=e.changed_at)
