@@ -3,6 +3,9 @@
 An event that changes a row the read model does not hold yet (its incident, unit or report) waits
 in `waiting_events`, as it can on a catch-up or a rebuild, and is applied with that row (`_PARTS`).
 
+Each event gives the incidents whose page it changes a new `revision`, in its transaction: the API
+answers a page it built while the revision stands (services/api/pages.py).
+
 GPS positions are the exception: they are many (thousands a second), and applying one twice is
 harmless (a position only replaces an older one), so they are not recorded one by one. They are
 coalesced per unit in memory and written together (`flush_positions`, every half second and every
@@ -12,6 +15,7 @@ replaced by the unit's next fix seconds later.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import bindparam, delete, or_, select, update
@@ -85,8 +89,21 @@ _WAITING = (select(t.WaitingEvent.envelope, t.WaitingEvent.part)
             .where(t.WaitingEvent.waits_for == bindparam("waits_for"))
             .order_by(t.WaitingEvent.at, t.WaitingEvent.event_id))
 _MERGED_INTO = select(t.Incident.merged_into).where(t.Incident.incident_id == bindparam("incident_id"))
+# The fields by which an event names the incidents it is about: their pages are changed by it.
+_INCIDENT_FIELDS = ("incident_id", "into", "new_incident_id")
+_REVISE = (update(t.Incident).where(t.Incident.incident_id.in_(bindparam("incident_ids", expanding=True)))
+           .values(revision=bindparam("revision")))
 _INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}  # dialects with ON CONFLICT
 _UPSERTS: dict = {}
+
+
+def _page_changed(s: Session, *incident_ids: str | None) -> None:
+    """These incidents' pages change in this transaction (`apply` gives them a new revision)."""
+    s.info.setdefault("pages", set()).update(i for i in incident_ids if i)
+
+
+def _pages_of(s: Session, event: EventData) -> None:
+    _page_changed(s, *(getattr(event, name, None) for name in _INCIDENT_FIELDS))
 
 
 def _upsert(s: Session, model, **values) -> None:
@@ -154,6 +171,10 @@ class Projector:
             kind = _WRITES_ROW.get(type(event))
             if kind is not None:
                 self._release(session, kind, getattr(event, _ROW_KEY[kind]))
+            _pages_of(session, event)
+            changed = session.info.pop("pages")
+            if changed:
+                session.execute(_REVISE, {"incident_ids": sorted(changed), "revision": uuid.uuid4().hex})
             return True
 
     def _apply_parts(self, s: Session, envelope: Envelope, event: EventData, first: int) -> None:
@@ -178,6 +199,7 @@ class Projector:
         for row in rows:
             envelope, event = parse(row.envelope)
             self._apply_parts(s, envelope, event, row.part)
+            _pages_of(s, event)
 
     # --- one method per event type, named after it ------------------------------------------
     def _ReportReceived(self, s: Session, env: Envelope, e: ReportReceived) -> None:
@@ -243,7 +265,9 @@ class Projector:
         row = s.get(t.IncidentReport, report_id)
         if row is None:
             s.add(t.IncidentReport(report_id=report_id, incident_id=incident_id, linked_at=at, **values))
+            _page_changed(s, incident_id)
         elif as_aware(row.linked_at) <= at:
+            _page_changed(s, row.incident_id, incident_id)  # the report leaves one page for the other
             row.incident_id, row.linked_at = incident_id, at
             for name, value in values.items():
                 setattr(row, name, value)
@@ -422,6 +446,7 @@ class Projector:
     def _assignment(s: Session, assignment_id: str, incident_id: str, unit_id: str, status: str, **values) -> None:
         """Create or complete the assignment; its status only moves forward. Status changes and
         assignment events come on two topics, read in no fixed order."""
+        _page_changed(s, incident_id)
         row = s.get(t.Assignment, assignment_id)
         if row is None:
             row = t.Assignment(assignment_id=assignment_id, incident_id=incident_id, unit_id=unit_id, status=status,
@@ -437,6 +462,7 @@ class Projector:
     def _first(s: Session, incident_id: str, column: str, at: datetime) -> None:
         """The first time a step happened for the incident; later ones leave it."""
         attr = getattr(t.IncidentIntervals, column)
+        _page_changed(s, incident_id)
         s.execute(update(t.IncidentIntervals).where(t.IncidentIntervals.incident_id == incident_id)
                   .where(attr.is_(None)).values({column: at}))
 
@@ -666,6 +692,7 @@ class Projector:
                   entry_id: str | None = None) -> None:
         """One entry of the incident's history, linked to the one before it (a hash chain)."""
         # Only the link is read (not the whole entry as an object): this runs for most events.
+        _page_changed(s, incident_id)
         last = s.execute(_LAST_LINK, {"incident_id": incident_id}).first()
         entry = t.TimelineEntry(entry_id=entry_id or env.id, event_id=env.id, incident_id=incident_id, at=env.time,
                                 type=env.type, actor=actor, summary=summary,

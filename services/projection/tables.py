@@ -128,6 +128,10 @@ class Incident(Base):
     apco_code: Mapped[str | None] = mapped_column(String(8))
     reopened: Mapped[int] = mapped_column(Integer, default=0)
     shareable: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # A new value each time the projection changes anything the incident's page shows (its
+    # assignments, timeline, TKP, ...): the API serves a page it built while this is unchanged.
+    # Random, not a counter, so that a rebuilt read model never repeats a value a page was kept under.
+    revision: Mapped[str | None] = mapped_column(String(32))
 
 
 class Escalation(Base):

@@ -278,7 +278,8 @@ def test_every_endpoint_admits_its_roles_refuses_the_others_and_wants_a_token(sy
 # --- rebuild equivalence (last in the module: it stops the stack's writers) ----------------------
 # Written by the API itself, not from events: a rebuild has no way to know them.
 NOT_FROM_EVENTS = {"idempotent_requests", "seal_claims", "alembic_version"}
-WALL_CLOCK = {("processed_events", "processed_at")}  # when this database applied it, not what happened
+# When this database applied it, not what happened; a page's revision is new on every write.
+WALL_CLOCK = {("processed_events", "processed_at"), ("incidents", "revision")}
 # The order this database wrote each incident's timeline in (its hash chain). A projection that
 # catches up on a backlog reads the partitions in its own interleaving, a rebuild in timestamp
 # order: the same entries, each chain valid, the links may differ. Checked separately below.

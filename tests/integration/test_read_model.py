@@ -10,6 +10,8 @@ from schemas.events import (
 from schemas.registry import make_event
 from services.projection import tables as t
 from services.projection.projector import Projector, as_aware
+
+from .page_watch import PageWatchingProjector
 from services.projection.tables import prepare
 
 NOW = datetime(2026, 11, 27, 21, 0, tzinfo=timezone.utc)
@@ -28,7 +30,7 @@ def _opened(report):
 @pytest.fixture
 def projector(database_url):
     sessions = prepare(database_url)
-    yield Projector(sessions)
+    yield PageWatchingProjector(sessions)
     sessions.kw["bind"].dispose()
 
 

@@ -15,6 +15,8 @@ from schemas.registry import make_event
 from services.projection import tables as t
 from services.projection.projector import Projector, as_aware
 
+from .page_watch import PageWatchingProjector
+
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=timezone.utc)
 INC = "inc-1"
 ASG = "asg-1"
@@ -34,7 +36,7 @@ def sessions(database_url):
 
 @pytest.fixture
 def projector(sessions):
-    return Projector(sessions)
+    return PageWatchingProjector(sessions)
 
 
 def apply(projector: Projector, data, time: datetime | None = None) -> bool:

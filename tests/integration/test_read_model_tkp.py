@@ -14,6 +14,8 @@ from schemas.events import (
 from schemas.registry import make_event
 from services.projection import tables as t
 from services.projection.projector import Projector
+
+from .page_watch import PageWatchingProjector
 from services.projection.verify import incident_chains, timeline_chain, tkp_chain
 from services.tkp import records
 
@@ -58,7 +60,7 @@ def run_scene(projector: Projector) -> None:
 
 
 def test_the_scene_in_the_read_model_and_its_chains_hold(sessions):
-    run_scene(Projector(sessions))
+    run_scene(PageWatchingProjector(sessions))
     with sessions() as s:
         incident = s.get(t.Incident, INC)
         assert incident.status == "closed" and incident.lp_number == "LP/B/1/XI/2026/SPKT/POLRES UJI"
@@ -77,7 +79,7 @@ def test_the_scene_in_the_read_model_and_its_chains_hold(sessions):
 
 
 def test_an_edited_tkp_record_is_found_where_it_is(sessions):
-    run_scene(Projector(sessions))
+    run_scene(PageWatchingProjector(sessions))
     with sessions.begin() as s:
         record = s.scalars(select(t.TkpRecord).filter_by(type="evidence.custody-transferred")).first()
         record.content = {**record.content, "to": "Gudang pribadi"}
@@ -88,7 +90,7 @@ def test_an_edited_tkp_record_is_found_where_it_is(sessions):
 
 
 def test_a_removed_tkp_record_breaks_the_chain_after_it(sessions):
-    run_scene(Projector(sessions))
+    run_scene(PageWatchingProjector(sessions))
     with sessions.begin() as s:
         gone = s.scalars(select(t.TkpRecord).filter_by(type="evidence.registered")).first()
         s.execute(delete(t.TkpRecord).where(t.TkpRecord.record_id == gone.record_id))
@@ -98,7 +100,7 @@ def test_a_removed_tkp_record_breaks_the_chain_after_it(sessions):
 
 
 def test_an_edited_or_reordered_timeline_entry_is_found(sessions):
-    run_scene(Projector(sessions))
+    run_scene(PageWatchingProjector(sessions))
     with sessions() as s:
         assert timeline_chain(s, INC).valid
         entries = s.scalars(select(t.TimelineEntry).filter_by(incident_id=INC).order_by(t.TimelineEntry.seq)).all()
@@ -141,15 +143,16 @@ def test_a_database_from_before_migrations_that_matches_is_stamped(database_url)
     engine = made.kw["bind"]
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE alembic_version")
-    with engine.begin() as conn:  # and as it stood then: before 0002 to 0005 added theirs
+    with engine.begin() as conn:  # and as it stood then: before 0002 to 0006 added theirs
         conn.exec_driver_sql("ALTER TABLE incidents DROP COLUMN shareable")
+        conn.exec_driver_sql("ALTER TABLE incidents DROP COLUMN revision")
         conn.exec_driver_sql("ALTER TABLE units DROP COLUMN signed_in")
         conn.exec_driver_sql("ALTER TABLE units DROP COLUMN signed_in_at")
         conn.exec_driver_sql("DROP TABLE waiting_events")
     engine.dispose()
     again = t.prepare(database_url)  # stamped 0001, then upgraded to the newest
     with again() as s:
-        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
         assert s.execute(text("SELECT count(shareable) FROM incidents")).scalar() == 0
         assert s.execute(text("SELECT count(signed_in) FROM units")).scalar() == 0
         assert s.execute(text("SELECT count(*) FROM waiting_events")).scalar() == 0
