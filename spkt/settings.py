@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(default=8 * 3600, description="Default lifetime of a token from `spkt token`.")
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body the API accepts.")
     ack_timeout_s: float = Field(default=10.0, description="How long the API waits for the broker's acknowledgement.")
+    incident_pages_kept: int = Field(default=1_000, ge=0, description=(
+        "Incident pages the API keeps built while the projection has not changed them (0: build on every read)."))
+    incident_page_max_age_s: float = Field(default=30.0, gt=0, description=(
+        "A kept incident page is built again after this many seconds even if unchanged, its hash chains "
+        "verified again (an edit made behind the system's back shows on the page by then)."))
     live_buffer_events: int = Field(
         default=20_000, ge=1, description="Recent events the API keeps for live-stream clients resuming with Last-Event-ID.")
     live_client_queue: int = Field(

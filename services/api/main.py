@@ -15,6 +15,7 @@ from spkt.settings import Settings, get_settings
 from .limits import RateLimiter
 from .metrics import REQUEST_SECONDS
 from .models import ErrorOut
+from .pages import IncidentPages, PageKeeper
 from .publisher import Publisher
 from .routes import assignments, board, duties, health, incidents, notifications, reports, scene, track, units
 from .routes import console
@@ -120,9 +121,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.caller_limiter = RateLimiter(settings.caller_limit_per_minute)
     app.state.token_limiter = RateLimiter(settings.token_limit_per_minute)
     app.state.public_limiter = RateLimiter(settings.public_limit_per_minute)
+    app.state.incident_pages = PageKeeper(settings.incident_pages_kept, settings.incident_page_max_age_s)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(Exception, server_error_handler)
 
+    # The last added runs first: the time of a page answered by IncidentPages is measured too.
+    app.add_middleware(IncidentPages, build=incidents.incident_page)
     app.add_middleware(LimitBodyAndTime, max_body_bytes=settings.max_body_bytes)
 
     for router in ROUTERS:

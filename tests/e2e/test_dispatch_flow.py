@@ -207,3 +207,49 @@ def test_the_panic_button_opens_a_p1_incident_and_recommends_the_nearest_backup(
         body = wait_for(assigned, timeout=30, what="the nearest backup assigned automatically")
     assignment = body["assignments"][0]
     assert (assignment["unit_id"], assignment["automatic"]) == (units["far2"], True)
+
+
+def kept_pages(client) -> float:
+    """How many incident pages the API has answered as kept (its Prometheus counter)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith('spkt_incident_pages_total{how="kept"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_kept_incident_page_is_answered_until_the_incident_changes(system):
+    """services/api/pages.py: a console's repeated reads are answered from the page built before,
+    and the next read after a change shows it."""
+    where = (SCENE[0] - 0.0300, SCENE[1] + 0.0300)  # ~4.7 km from the other tests' scene
+    incident_id = report_and_wait(system, "Keributan warga di depan minimarket, dua orang terluka", where,
+                                  "brawl")["incident_id"]
+    with api(system, Role.dispatcher) as dispatcher, api(system, Role.supervisor) as supervisor:
+        def settled():  # the reporter's receipt and the like may still be changing it
+            one, two = (dispatcher.get(f"/api/v1/incidents/{incident_id}") for _ in range(2))
+            return one.status_code == 200 and one.content == two.content and one
+        first = wait_for(settled, timeout=30, what="two reads of the page alike")
+        assert first.headers["content-type"] == "application/json"
+        kept_before = kept_pages(dispatcher)
+        again = [dispatcher.get(f"/api/v1/incidents/{incident_id}") for _ in range(5)]
+        assert all(r.status_code == 200 for r in again)
+        assert sum(r.content == first.content for r in again) >= 4  # the projection may change it once more
+        assert kept_pages(dispatcher) - kept_before >= 4
+
+        marked = supervisor.post(f"/api/v1/incidents/{incident_id}/shareable", json={"reason": "keluarga korban"})
+        assert marked.status_code == 202, marked.text
+
+        def shows_it():
+            body = dispatcher.get(f"/api/v1/incidents/{incident_id}").json()
+            return any("pelacak publik" in item["summary"] for item in body["timeline"]) and body
+        body = wait_for(shows_it, timeout=30, what="the page to show the incident marked shareable")
+        assert body["chain"]["valid"] and len(body["timeline"]) > len(first.json()["timeline"])
+
+        # What the kept pages do not answer, the route does, as before.
+        assert dispatcher.get("/api/v1/incidents/no-such-incident").status_code == 404
+        assert dispatcher.get(f"/api/v1/incidents/{incident_id}", headers={"Authorization": "Bearer x"}).status_code == 401
+    with api(system, Role.field_unit, unit_id="dsp-not-assigned") as phone:
+        refused = phone.get(f"/api/v1/incidents/{incident_id}")
+        assert refused.status_code == 403 and "tidak ditugaskan" in refused.json()["detail"]
+    with api(system, Role.dispatcher, jurisdiction="polres-jakut") as elsewhere:
+        out_of_scope = elsewhere.get(f"/api/v1/incidents/{incident_id}")
+        assert out_of_scope.status_code == 403 and "wilayah" in out_of_scope.json()["detail"]

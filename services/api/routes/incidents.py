@@ -5,7 +5,7 @@ import base64
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import and_, bindparam, or_, select
 from starlette.concurrency import run_in_threadpool
@@ -181,9 +181,21 @@ def list_incidents(principal: IncidentReader, session: SessionDep, settings: Set
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
-def get_incident(incident_id: str, principal: IncidentReader, session: SessionDep) -> Response:
+def get_incident(request: Request, incident_id: str, principal: IncidentReader, session: SessionDep) -> Response:
+    """The incident's whole page. Most reads are answered before this route (services/api/pages.py);
+    it answers those needing more than a jurisdiction check (a field unit) and every refusal."""
     incident = _row(session, _INCIDENT, incident_id)
     _check_visible(session, incident, principal)
+    keeper = request.app.state.incident_pages
+    body = keeper.page(incident_id, incident.revision, lambda: incident_page(session, incident_id))
+    return Response(body, media_type="application/json")
+
+
+def incident_page(session, incident_id: str) -> bytes:
+    """The bytes of the incident's page (IncidentOut) as the read model holds it now."""
+    incident = _row(session, _INCIDENT, incident_id)
+    if incident is None:  # read just before by the caller; incidents are never deleted
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     # Read what comes last in the flow first: each read sees the latest commit, so the timeline
     # read after it then holds at least what the recommendation implies.
     recommendation = _recommendation(session, incident_id)
@@ -220,7 +232,7 @@ def get_incident(incident_id: str, principal: IncidentReader, session: SessionDe
     )
     # The bytes FastAPI would make of `out`, made here: given the model, FastAPI validates it
     # against IncidentOut once more (and in a second trip through the thread pool) first.
-    return Response(out.model_dump_json(), media_type="application/json")
+    return out.model_dump_json().encode()
 
 
 def _tkp(session, incident_id: str) -> TkpOut:

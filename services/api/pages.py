@@ -1,0 +1,174 @@
+"""Incident pages (`GET /api/v1/incidents/{id}`), kept while the projection has not changed them.
+
+Consoles ask for an open incident's page again and again, and building one is a dozen reads and
+a check of two hash chains. The projection gives an incident a new `revision` whenever it changes
+anything the page shows (services/projection/projector.py), so a page built under revision r is
+still the page while the incident's revision is r. A kept page is built again after
+SPKT_INCIDENT_PAGE_MAX_AGE_S all the same, so that its chains are verified again: an edit made
+behind the system's back shows on the page by then.
+
+`IncidentPages` answers such reads in plain ASGI, ahead of FastAPI's routing and dependencies,
+whose own machinery cost several times a whole bare Starlette answer (benchmarks/api.py): the
+token (verified once, then cached by auth.verify), one read of the incident's revision and
+jurisdiction, and the kept bytes. Everything else goes on to the route, which answers as always:
+no token or a bad one, a field unit (its assignment must be checked), an unknown incident, one
+outside the token's jurisdiction, a query string.
+
+On SQLite that one read is made on the event loop, with a connection of its own: a primary-key
+read takes ~30 µs there and, the database being in WAL mode, never waits for the projection's
+writes, while a trip through the thread pool and SQLAlchemy's connection handling cost ~0.5 ms
+on this machine. PostgreSQL is a network round trip away, so there it is made in the thread pool.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+
+from anyio import to_thread
+from sqlalchemy import bindparam, select
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.projection import tables as t
+
+from .auth import Role, verify
+from .metrics import INCIDENT_PAGES
+from .scope import UNPLACED, stations_within
+
+PATH = "/api/v1/incidents/"
+_STAMP = (select(t.Incident.revision, t.Incident.jurisdiction)
+          .where(t.Incident.incident_id == bindparam("incident_id")))
+_STAMP_SQL = "SELECT revision, jurisdiction FROM incidents WHERE incident_id = ?"
+_JSON = (b"content-type", b"application/json")
+_ROUTE = SimpleNamespace(path=PATH + "{incident_id}")  # what the request-time metric labels it by
+
+
+class PageKeeper:
+    """The latest page built for each incident, under the revision it was built at; the least
+    recently built go first beyond `kept`. Used from the thread pool: a lock guards changes."""
+
+    def __init__(self, kept: int, max_age_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.max_age_s, self._clock = kept, max_age_s, clock
+        self._pages: dict[str, tuple[str, float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def kept(self, incident_id: str, revision: str | None) -> bytes | None:
+        """The page kept for this revision, if it is not too old."""
+        kept = self._pages.get(incident_id)
+        if kept is not None and revision is not None and kept[0] == revision and \
+                self._clock() - kept[1] < self.max_age_s:
+            INCIDENT_PAGES.labels("kept").inc()
+            return kept[2]
+        return None
+
+    def page(self, incident_id: str, revision: str | None, build: Callable[[], bytes]) -> bytes:
+        """The page kept for this revision, else `build()`, kept when the incident has a revision.
+
+        `revision` must be read before `build` runs: a change landing in between is then on the
+        page (or not) under the older revision, and the next read, seeing the newer, builds again."""
+        kept = self.kept(incident_id, revision)
+        if kept is not None:
+            return kept
+        now = self._clock()
+        body = build()
+        INCIDENT_PAGES.labels("built").inc()
+        if revision is not None and self.limit:
+            with self._lock:
+                self._pages.pop(incident_id, None)
+                while len(self._pages) >= self.limit:
+                    del self._pages[next(iter(self._pages))]
+                self._pages[incident_id] = (revision, now, body)
+        return body
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
+class IncidentPages:
+    """Plain-ASGI answers to `GET /api/v1/incidents/{id}` for the tokens that need no more than a
+    jurisdiction check (module docstring); the rest, and every other request, go on to `app`."""
+
+    def __init__(self, app: ASGIApp, build: Callable) -> None:
+        self.app = app
+        self.build = build  # (session, incident_id) -> the page's bytes: the route's own builder
+        self._stations: dict[str, frozenset[str]] = {}
+        self._sqlite: sqlite3.Connection | None | bool = False  # False: not looked at yet; None: not SQLite
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]
+                or not scope["path"].startswith(PATH)):
+            await self.app(scope, receive, send)
+            return
+        incident_id = scope["path"][len(PATH):]
+        app = scope["app"]
+        stations = self._stations_of(app.state.settings, scope["headers"])
+        if not incident_id or "/" in incident_id or "\x00" in incident_id or stations is False:
+            await self.app(scope, receive, send)
+            return
+        keeper = app.state.incident_pages
+        stamp = self._stamp_here(app.state.sessions, incident_id)
+        if stamp is not None and (not stamp or not _visible(stamp[1], stations)):
+            await self.app(scope, receive, send)  # 404 or 403
+            return
+        body = keeper.kept(incident_id, stamp[0]) if stamp else None
+        if body is None:
+            body = await to_thread.run_sync(self._page, app.state.sessions, keeper, incident_id, stations)
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _ROUTE
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [_JSON, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _stations_of(self, settings, headers) -> frozenset[str] | None | bool:
+        """The stations a valid bearer token may see (None: all); False when the route must answer
+        (no token or a bad one: 401; a field unit: its assignment is checked there)."""
+        value = next((v for k, v in headers if k == b"authorization"), None)
+        if value is None:
+            return False
+        scheme, _, token = value.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        try:
+            principal = verify(settings, token.strip())
+        except ValueError:
+            return False
+        if principal.role is Role.field_unit:
+            return False
+        if not principal.jurisdiction:
+            return None
+        stations = self._stations.get(principal.jurisdiction)
+        if stations is None:
+            stations = self._stations[principal.jurisdiction] = stations_within(settings, principal.jurisdiction)
+        return stations
+
+    def _stamp_here(self, sessions, incident_id: str) -> tuple | None:
+        """On SQLite, (revision, jurisdiction) read on the event loop, () for no such incident;
+        None elsewhere, or when the read fails (the thread pool's path then reads it)."""
+        if self._sqlite is False:
+            engine = sessions.kw["bind"]
+            path = engine.url.database
+            self._sqlite = (sqlite3.connect(path, check_same_thread=False, timeout=0.05)
+                            if engine.dialect.name == "sqlite" and path not in (None, "", ":memory:") else None)
+        if self._sqlite is None:
+            return None
+        try:
+            # fetchall: a statement left unfinished would hold a read snapshot open
+            rows = self._sqlite.execute(_STAMP_SQL, (incident_id,)).fetchall()
+        except sqlite3.Error:
+            return None
+        return tuple(rows[0]) if rows else ()
+
+    def _page(self, sessions, keeper: PageKeeper, incident_id: str, stations) -> bytes | None:
+        with sessions() as session:
+            stamp = session.connection().execute(_STAMP, {"incident_id": incident_id}).first()
+            if stamp is None or not _visible(stamp.jurisdiction, stations):
+                return None  # the route answers 404 or 403
+            return keeper.page(incident_id, stamp.revision, lambda: self.build(session, incident_id))
+
+
+def _visible(jurisdiction: str | None, stations: frozenset[str] | None) -> bool:
+    return stations is None or jurisdiction in stations or jurisdiction in UNPLACED
