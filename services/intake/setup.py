@@ -5,6 +5,7 @@ partition with the same geography, without the network).
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from functools import lru_cache
 
@@ -13,6 +14,7 @@ from spkt.settings import Settings
 
 from . import classify as classifier
 from . import duplicates, geography
+from .categories import CATEGORIES
 from .domain import UNLOCATED, Classified, IntakeTools, Located
 
 
@@ -56,13 +58,23 @@ def build_tools(settings: Settings) -> IntakeTools:
         c = classifier.classify(text)
         return Classified(c.category, round(c.confidence, 3), c.low_confidence, tuple(c.matched))
 
+    # No incident farther than the largest duplicate radius (plus the most the positions' accuracy
+    # can take off a distance) can match. That box is checked on the stored facts, so only nearby
+    # incidents become OpenIncidents: with thousands open, building every one cost intake about
+    # 13 ms a report (benchmarks/pipeline.py). duplicates.best_match still applies the exact box.
+    reach_deg = (max(rules.radius_m(c.code) for c in CATEGORIES) + duplicates.MAX_UNCERTAINTY_M) / duplicates.M_PER_DEG
+
     def best_match(report: ReportReceived, located: Located, category: str, incidents: list[dict]):
         if located.lat is None:
             return None
-        facts = duplicates.ReportFacts(category=category, lat=located.lat, lon=located.lon,
+        lat, lon = located.lat, located.lon
+        lon_reach = reach_deg / max(math.cos(math.radians(lat)), 1e-6)
+        near = [i for i in incidents if i.get("lat") is not None and abs(i["lat"] - lat) <= reach_deg
+                and abs(i["lon"] - lon) <= lon_reach]
+        facts = duplicates.ReportFacts(category=category, lat=lat, lon=lon,
                                        at=report.received_at, text=report.description, report_id=report.report_id,
                                        accuracy_m=report.location.accuracy_m)
-        found = duplicates.best_match(facts, (_open_incident(i) for i in incidents), rules)
+        found = duplicates.best_match(facts, (_open_incident(i) for i in near), rules)
         if found is None:
             return None
         return found.incident_id, MatchScore(total=round(found.total, 3), distance_m=round(found.distance_m, 1),
