@@ -91,8 +91,11 @@ _WAITING = (select(t.WaitingEvent.envelope, t.WaitingEvent.part)
 _MERGED_INTO = select(t.Incident.merged_into).where(t.Incident.incident_id == bindparam("incident_id"))
 # The fields by which an event names the incidents it is about: their pages are changed by it.
 _INCIDENT_FIELDS = ("incident_id", "into", "new_incident_id")
-_REVISE = (update(t.Incident).where(t.Incident.incident_id.in_(bindparam("incident_ids", expanding=True)))
-           .values(revision=bindparam("revision")))
+_incidents = t.Incident.__table__
+# Core on the session's connection, one incident at a time (executemany when more): through the
+# ORM's update machinery, with an IN list, this one statement cost about 0.7 ms an event.
+_REVISE = (update(_incidents).where(_incidents.c.incident_id == bindparam("b_incident"))
+           .values(revision=bindparam("b_revision")))
 _INSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}  # dialects with ON CONFLICT
 _UPSERTS: dict = {}
 
@@ -174,7 +177,8 @@ class Projector:
             _pages_of(session, event)
             changed = session.info.pop("pages")
             if changed:
-                session.execute(_REVISE, {"incident_ids": sorted(changed), "revision": uuid.uuid4().hex})
+                revision = uuid.uuid4().hex
+                session.connection().execute(_REVISE, [{"b_incident": i, "b_revision": revision} for i in sorted(changed)])
             return True
 
     def _apply_parts(self, s: Session, envelope: Envelope, event: EventData, first: int) -> None:
