@@ -178,7 +178,8 @@ class Projector:
             changed = session.info.pop("pages")
             if changed:
                 revision = uuid.uuid4().hex
-                session.connection().execute(_REVISE, [{"b_incident": i, "b_revision": revision} for i in sorted(changed)])
+                session.connection().execute(_REVISE, [{"b_incident": incident_id, "b_revision": revision}
+                                                       for incident_id in sorted(changed)])
             return True
 
     def _apply_parts(self, s: Session, envelope: Envelope, event: EventData, first: int) -> None:

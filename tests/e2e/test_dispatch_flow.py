@@ -246,7 +246,8 @@ def test_a_kept_incident_page_is_answered_until_the_incident_changes(system):
 
         # What the kept pages do not answer, the route does, as before.
         assert dispatcher.get("/api/v1/incidents/no-such-incident").status_code == 404
-        assert dispatcher.get(f"/api/v1/incidents/{incident_id}", headers={"Authorization": "Bearer x"}).status_code == 401
+        bad_token = {"Authorization": "Bearer x"}
+        assert dispatcher.get(f"/api/v1/incidents/{incident_id}", headers=bad_token).status_code == 401
     with api(system, Role.field_unit, unit_id="dsp-not-assigned") as phone:
         refused = phone.get(f"/api/v1/incidents/{incident_id}")
         assert refused.status_code == 403 and "tidak ditugaskan" in refused.json()["detail"]
