@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import get_args
 
 from anyio import to_thread
 from sqlalchemy import bindparam, select
@@ -34,6 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.projection import tables as t
 
 from .auth import Role, verify
+from .deps import IncidentReader
 from .metrics import INCIDENT_PAGES
 from .scope import UNPLACED, stations_within
 
@@ -43,6 +45,9 @@ _STAMP = (select(t.Incident.revision, t.Incident.jurisdiction)
 _STAMP_SQL = "SELECT revision, jurisdiction FROM incidents WHERE incident_id = ?"
 _JSON = (b"content-type", b"application/json")
 _ROUTE = SimpleNamespace(path=PATH + "{incident_id}")  # what the request-time metric labels it by
+# The route's readers, less field units (their assignment is checked there): a role the route
+# refuses is refused there too.
+_READERS = get_args(IncidentReader)[1].dependency.allowed_roles - {Role.field_unit}
 
 
 class PageKeeper:
@@ -136,7 +141,7 @@ class IncidentPages:
             principal = verify(settings, token.strip())
         except ValueError:
             return False
-        if principal.role is Role.field_unit:
+        if principal.role not in _READERS:
             return False
         if not principal.jurisdiction:
             return None

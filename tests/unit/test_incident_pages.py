@@ -67,3 +67,27 @@ def test_none_are_kept_when_the_limit_is_zero():
     keeper = PageKeeper(kept=0, max_age_s=30, clock=Clock())
     build, built = builder([b"a", b"b"])
     assert [keeper.page("inc-1", "r1", build) for _ in range(2)] == [b"a", b"b"]
+
+
+def test_only_tokens_needing_no_more_than_a_jurisdiction_check_are_answered_ahead_of_the_route(tmp_path):
+    from services.api.auth import Role, mint
+    from services.api.pages import IncidentPages
+    from spkt.settings import Settings
+
+    settings = Settings(state_dir=tmp_path, jwt_secret="k" * 40)
+    pages = IncidentPages(app=None, build=None)
+
+    def stations(value: str | None):
+        headers = [(b"accept", b"application/json")] + ([(b"authorization", value.encode())] if value else [])
+        return pages._stations_of(settings, headers)
+
+    dispatcher = mint(settings, sub="d", role=Role.dispatcher)
+    assert stations(f"Bearer {dispatcher}") is None  # no jurisdiction: everywhere
+    assert stations(f"bearer  {dispatcher} ") is None  # as FastAPI's HTTPBearer reads it
+    jaksel = stations(f"Bearer {mint(settings, sub='c', role=Role.command_center, jurisdiction='polres-jaksel')}")
+    assert "polres-jaksel" in jaksel and "polres-jakut" not in jaksel and len(jaksel) > 1  # with its Polsek
+    # The route answers these: 401, or a field unit's assignment to check.
+    assert stations(None) is False
+    assert stations(f"Basic {dispatcher}") is False
+    assert stations(f"Bearer {dispatcher}x") is False
+    assert stations(f"Bearer {mint(settings, sub='u', role=Role.field_unit, unit_id='u-1')}") is False
