@@ -155,6 +155,7 @@ class Projector:
     def __init__(self, sessions: sessionmaker) -> None:
         self.sessions = sessions
         self._positions: dict[str, tuple[float, float, datetime]] = {}
+        self._carried = 0  # of those, the fixes of unregistered units a flush kept (not new since)
 
     def apply(self, envelope: Envelope, event: EventData, *, topic: str = "", partition: int = -1,
               offset: int = -1) -> bool:
@@ -661,7 +662,9 @@ class Projector:
         if held is not None and held[2] > at:
             return False
         self._positions[e.unit_id] = (e.lat, e.lon, at)
-        if len(self._positions) >= POSITION_BATCH:
+        # Counting the carried fixes too, with POSITION_BATCH unregistered units held every fix
+        # flushed (a transaction each) until their registrations came.
+        if len(self._positions) - self._carried >= POSITION_BATCH:
             self.flush_positions()
         return True
 
@@ -690,6 +693,7 @@ class Projector:
             held = self._positions.get(unit_id)
             if held is None or held[2] < fix[2]:
                 self._positions[unit_id] = fix
+        self._carried = len(self._positions)
         return len(pending)
 
     @staticmethod

@@ -85,6 +85,23 @@ def test_units_status_and_positions(projector):
         assert s.get(t.Unit, "u1").lat == -6.2
 
 
+def test_fixes_held_for_unregistered_units_do_not_make_every_fix_a_flush(projector):
+    """Fixes come in batches of POSITION_BATCH units, however many unregistered units' fixes are held."""
+    from services.projection.projector import POSITION_BATCH
+
+    apply(projector, UnitRegistered(unit_id="u1", callsign="P1", kind="car", station="s", registered_at=NOW))
+    for n in range(POSITION_BATCH + 100):  # trackers whose units are not registered (yet)
+        apply(projector, UnitPositionReported(unit_id=f"unknown-{n}", lat=-6.2, lon=106.8, at=NOW))
+    for minute in range(10):
+        apply(projector, UnitPositionReported(unit_id="u1", lat=-6.2, lon=106.8 + minute / 1000,
+                                              at=NOW + timedelta(minutes=minute)))
+    with projector.sessions() as s:
+        assert s.get(t.Unit, "u1").position_at is None  # held for the next flush, not written fix by fix
+    projector.flush_positions()
+    with projector.sessions() as s:
+        assert s.get(t.Unit, "u1").lon == pytest.approx(106.809)
+
+
 def test_recommendation_is_kept_with_its_reasons(projector, report):
     incident = _opened(report)
     rec = DispatchRecommended(incident_id=incident.incident_id, recommended_at=NOW, excluded=[], candidates=[
