@@ -54,12 +54,11 @@ async def _follow_once(settings: Settings, name: str, from_beginning: tuple[str,
         cluster = await consumer._client.fetch_all_metadata()  # the consumer has no public call for this
         whole = [TopicPartition(t, p) for t in from_beginning for p in cluster.partitions_for_topic(t) or ()]
         windowed = {t: [TopicPartition(t, p) for p in cluster.partitions_for_topic(t) or ()] for t in recent}
-        if (from_beginning and not whole) or any(not parts for parts in windowed.values()):
+        if not whole or any(not parts for parts in windowed.values()):
             raise RuntimeError(f"{name}: topics not found: run `spkt topics create`")
         parts = whole + [tp for tps in windowed.values() for tp in tps]
         consumer.assign(parts)
-        if whole:  # none given: seek_to_beginning() would take every partition assigned
-            await consumer.seek_to_beginning(*whole)
+        await consumer.seek_to_beginning(*whole)
         for topic, tps in windowed.items():
             since_ms = int((time.time() - recent[topic]) * 1000)
             found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
@@ -95,9 +94,6 @@ async def _follow_once(settings: Settings, name: str, from_beginning: tuple[str,
                 # A batch holds one partition's messages in order: its last says how far we are.
                 if messages and tp in pending and messages[-1].offset + 1 >= pending[tp]:
                     del pending[tp]
-                # The worker's agents run between batches: `apply` may write (the projection's
-                # positions), and a catch-up's batches are thousands of messages.
-                await asyncio.sleep(0)
     finally:
         await consumer.stop()
 

@@ -1,15 +1,13 @@
-"""Thin agents: every event to the projector, with where it came from; GPS positions apart."""
+"""Thin agents: every event to the projector, with where it came from (GPS positions apart)."""
 from __future__ import annotations
 
 import asyncio
 
 from schemas.envelope import Envelope
-from schemas.events import EventData, UnitPositionReported
-from schemas.topics import UNIT_POSITIONS
-from services import feeds
+from schemas.events import EventData
 from services.streaming import Origin, handle_each
 
-from .app import SERVICE, app, projector, read_model_events, settings
+from .app import SERVICE, app, projector, read_model_events, unit_positions
 
 
 async def on_event(envelope: Envelope, event: EventData, origin: Origin) -> None:
@@ -26,17 +24,9 @@ async def project(stream):
     await handle_each(app, SERVICE, stream, on_event)
 
 
-@app.task
-async def follow_positions() -> None:
-    """GPS fixes, hundreds a second, read as the dispatch board reads them (services/feeds.py: one
-    pydantic pass a fix, outside the consumer group), from SPKT_POSITION_MAX_AGE_S back at start:
-    a unit's board position needs its latest fix, and older ones are stale. Through a faust agent
-    of their own they held up the reports, incidents and recommendations: at 10 reports a second
-    a recommendation reached the read model 14 s (median) after Kafka had it, 3.9 s read this way,
-    with a third less of the projection's CPU (benchmarks/pipeline.py)."""
-    await feeds.follow(settings, name="GPS positions", from_beginning=(), apply=projector.hold_position,
-                       caught_up=asyncio.Event(), recent={UNIT_POSITIONS: settings.position_max_age_s},
-                       typical={UNIT_POSITIONS: UnitPositionReported})
+@app.agent(unit_positions, concurrency=1)
+async def project_positions(stream):
+    await handle_each(app, SERVICE, stream, on_event)
 
 
 @app.timer(interval=0.5)

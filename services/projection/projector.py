@@ -161,7 +161,7 @@ class Projector:
               offset: int = -1) -> bool:
         """True when applied, False when it was seen before (or is not for the read model)."""
         if isinstance(event, UnitPositionReported):
-            return self.hold_position(event)
+            return self._hold_position(event)
         with self.sessions.begin() as session:
             if not _record_processed(session, envelope, topic, partition, offset):
                 return False
@@ -655,11 +655,8 @@ class Projector:
         if e.incident_id:
             self._timeline(s, env, e.incident_id, env.source, detail)
 
-    def hold_position(self, e: EventData) -> bool:
-        """Keep the unit's newest fix for the next flush; False for a fix older than the one held
-        (or anything but a fix)."""
-        if not isinstance(e, UnitPositionReported):
-            return False
+    def _hold_position(self, e: UnitPositionReported) -> bool:
+        """Keep the unit's newest fix for the next flush; False for a fix older than the one held."""
         at = e.at.astimezone(timezone.utc)
         held = self._positions.get(e.unit_id)
         if held is not None and held[2] > at:

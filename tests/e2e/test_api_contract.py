@@ -350,7 +350,6 @@ def test_a_rebuilt_read_model_equals_the_live_one(system, two_areas, tmp_path, r
     from deploy.topics import admin_client
     from kafka import TopicPartition
     from kafka.admin import OffsetSpec
-    from schemas import topics
     from services.projection import rebuild
 
     # Nothing new is written (every process but the projection stops), and the projection has
@@ -360,9 +359,7 @@ def test_a_rebuilt_read_model_equals_the_live_one(system, two_areas, tmp_path, r
         supervisor.stopProcess(name)
     admin = admin_client(system)
     try:
-        # GPS positions are read outside the group (projection/agents.py): checked by the
-        # comparison below, which waits for their flush.
-        parts = [TopicPartition(topic, p) for topic in rebuild.READ_MODEL_TOPICS if topic != topics.UNIT_POSITIONS
+        parts = [TopicPartition(topic, p) for topic in rebuild.READ_MODEL_TOPICS
                  for p in range(system.topic_partitions)]
 
         def lag() -> int | None:
@@ -379,15 +376,7 @@ def test_a_rebuilt_read_model_equals_the_live_one(system, two_areas, tmp_path, r
     with fresh_database(kind, tmp_path) as fresh:
         result = rebuild.run(system, fresh)
         assert result.applied > 0
-        rebuilt = read_model_rows(fresh)
-
-        def positions_written():  # the projection writes the fixes it holds every half second
-            rows = read_model_rows(system.db_url)
-            return rows["units"] == rebuilt["units"] and rows
-        try:
-            live = wait_for(positions_written, timeout=15, what="the live units as rebuilt")
-        except AssertionError:
-            live = read_model_rows(system.db_url)  # the comparison below names what differs
+        live, rebuilt = read_model_rows(system.db_url), read_model_rows(fresh)
         chains_ok = {url: broken_chains(url) for url in (system.db_url, fresh)}
     assert all(broken == [] for broken in chains_ok.values()), chains_ok
     assert set(live) == set(rebuilt) and len(live) >= 15
