@@ -37,7 +37,7 @@ from services.projection import tables as t
 from .auth import Role, verify
 from .deps import IncidentReader
 from .metrics import INCIDENT_PAGES
-from .scope import UNPLACED, stations_within
+from .scope import in_scope, stations_within
 
 PATH = "/api/v1/incidents/"
 _STAMP = (select(t.Incident.revision, t.Incident.jurisdiction)
@@ -114,7 +114,7 @@ class IncidentPages:
             return
         keeper = app.state.incident_pages
         stamp = self._stamp_here(app.state.sessions, incident_id)
-        if stamp is not None and (not stamp or not _visible(stamp[1], stations)):
+        if stamp is not None and (not stamp or not in_scope(stations, stamp[1])):
             await self.app(scope, receive, send)  # 404 or 403
             return
         body = keeper.kept(incident_id, stamp[0]) if stamp else None
@@ -170,10 +170,6 @@ class IncidentPages:
     def _page(self, sessions, keeper: PageKeeper, incident_id: str, stations) -> bytes | None:
         with sessions() as session:
             stamp = session.connection().execute(_STAMP, {"incident_id": incident_id}).first()
-            if stamp is None or not _visible(stamp.jurisdiction, stations):
+            if stamp is None or not in_scope(stations, stamp.jurisdiction):
                 return None  # the route answers 404 or 403
             return keeper.page(incident_id, stamp.revision, lambda: self.build(session, incident_id))
-
-
-def _visible(jurisdiction: str | None, stations: frozenset[str] | None) -> bool:
-    return stations is None or jurisdiction in stations or jurisdiction in UNPLACED

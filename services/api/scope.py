@@ -36,10 +36,14 @@ def visible_to(principal: Principal, settings: Settings | None = None) -> frozen
     return stations_within(settings, principal.jurisdiction) if settings else frozenset({principal.jurisdiction})
 
 
+def in_scope(allowed: frozenset[str] | None, jurisdiction: str | None) -> bool:
+    """Whether a thing of this jurisdiction is seen by these stations (None: everywhere)."""
+    return allowed is None or jurisdiction in allowed or jurisdiction in UNPLACED
+
+
 def check_in_scope(principal: Principal, jurisdiction: str | None) -> None:
     """403 when the thing's jurisdiction lies outside the token's."""
-    allowed = visible_to(principal)
-    if allowed is not None and jurisdiction not in allowed and jurisdiction not in UNPLACED:
+    if not in_scope(visible_to(principal), jurisdiction):
         raise HTTPException(status.HTTP_403_FORBIDDEN, OUT_OF_SCOPE)
 
 
