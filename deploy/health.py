@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.topics import groups_of
 from spkt.settings import Settings
 
 WORKERS = ("projection", "intake", "dispatch", "tkp", "notify")
@@ -114,6 +115,21 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h ago"
 
 
+def _together(lags: list[GroupLag | None]) -> GroupLag | None:
+    """A worker's groups as one (the projection's GPS positions have their own): a partition's lag
+    is the last group's that reads it, so offsets an older version committed in the first are not
+    counted."""
+    if not lags or lags[0] is None:
+        return None
+    per: dict[str, int] = {}
+    for lag in lags:
+        per.update(lag.partitions if lag else {})
+    errors = [lag.error for lag in lags if lag and lag.error]
+    if errors or any(lag is None for lag in lags):
+        return GroupLag(lags[0].group, error="; ".join(errors) or "unknown", partitions=per)
+    return GroupLag(lags[0].group, lag=sum(per.values()), partitions=per)
+
+
 def status_report(settings: Settings, processes: list | None = None, now: float | None = None) -> dict[str, Any]:
     """Every process (supervisord's view), each worker's readiness and last progress (its health
     file), each group's lag (the broker), or that the broker could not be asked."""
@@ -129,7 +145,7 @@ def status_report(settings: Settings, processes: list | None = None, now: float 
     assigned = {f"spkt-{n}": [(p["topic"], p["partition"]) for p in (h or {}).get("partitions", [])]
                 for n, h in healths.items()}
     try:
-        lags = group_lags(settings, [f"spkt-{n}" for n in workers], assigned=assigned) if workers else {}
+        lags = group_lags(settings, [g for n in workers for g in groups_of(n)], assigned=assigned) if workers else {}
     except Exception as exc:
         broker.update(reachable=False, error=str(exc) or type(exc).__name__)
         lags = {}
@@ -150,7 +166,7 @@ def status_report(settings: Settings, processes: list | None = None, now: float 
                 ready, reason = False, "no health report yet from this process (starting)"
             else:
                 ready, reason = bool(health.get("ready")), health.get("reason")
-            group = lags.get(f"spkt-{name}")
+            group = _together([lags.get(g) for g in groups_of(name)])
             last = health.get("last_progress_unix") if health else None
             entry.update(
                 ready=ready, reason=reason, group=f"spkt-{name}",

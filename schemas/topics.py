@@ -93,6 +93,16 @@ TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+# A service's faust app is consumer group `spkt-<service>`. The projection also reads GPS positions
+# with a group of its own, outside faust (services/projection/positions.py).
+PROJECTION_POSITIONS_GROUP = "spkt-projection-positions"
+
+
+def groups_of(service: str) -> tuple[str, ...]:
+    """The consumer groups a worker reads its topics with."""
+    return (f"spkt-{service}", PROJECTION_POSITIONS_GROUP) if service == "projection" else (f"spkt-{service}",)
+
+
 def changelog_topic(service: str, table: str) -> str:
     """faust's name for a table's changelog: <app id>-<table>-changelog, the app id being spkt-<service>."""
     return f"spkt-{service}-{table}-changelog"

@@ -118,9 +118,14 @@ class Reader:
             data=(cls, ...))
 
     def event_of(self, raw: bytes | None) -> EventData:
+        return self.read(raw)[1]
+
+    def read(self, raw: bytes | None) -> tuple[Envelope, EventData]:
+        """The envelope and its data; EnvelopeError for what no consumer can read."""
         if raw is not None and len(raw) <= MAX_EVENT_BYTES:
             try:
-                return self.model.model_validate_json(raw).data
+                envelope = self.model.model_validate_json(raw)
+                return envelope, envelope.data
             except ValidationError:
                 pass
-        return _event_of(raw)
+        return parse(raw)

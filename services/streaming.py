@@ -704,6 +704,16 @@ async def handle_each(app: faust.App, service: str, stream, handler: Handler) ->
             await _handle_one(app, service, handler, message)
 
 
+async def set_aside(app: faust.App, service: str, message, exc: BaseException) -> None:
+    """Log why, and publish the message's dead letter (`message`: faust's, timestamp in seconds)."""
+    level = logging.WARNING if isinstance(exc, EnvelopeError) else logging.ERROR
+    reason = redact(str(exc) or type(exc).__name__)  # the dead letter keeps it whole; the log, no contacts
+    log.log(level, "message set aside to dead letters: %s", reason, exc_info=level == logging.ERROR,
+            extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
+                   "reason": reason})
+    await publish(app, dead_letter(service, message, exc))
+
+
 async def _handle_one(app: faust.App, service: str, handler: Handler, message) -> None:
     """Decode, let the domain decide, publish; a message it cannot handle goes to dead letters."""
     try:
@@ -715,12 +725,7 @@ async def _handle_one(app: faust.App, service: str, handler: Handler, message) -
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        level = logging.WARNING if isinstance(exc, EnvelopeError) else logging.ERROR
-        reason = redact(str(exc) or type(exc).__name__)  # the dead letter keeps it whole; the log, no contacts
-        log.log(level, "message set aside to dead letters: %s", reason, exc_info=level == logging.ERROR,
-                extra={"topic": message.topic, "partition": message.partition, "offset": message.offset,
-                       "reason": reason})
-        await publish(app, dead_letter(service, message, exc))
+        await set_aside(app, service, message, exc)
     else:
         for out in outgoing:
             await publish(app, out)

@@ -5,17 +5,18 @@ import asyncio
 
 from schemas.envelope import Envelope
 from schemas.events import EventData
-from services.streaming import Origin, handle_each
+from services.streaming import Origin, handle_each, set_aside
 
-from .app import SERVICE, app, projector, read_model_events, unit_positions
+from . import positions
+from .app import SERVICE, app, projector, read_model_events, settings
 
 
 async def on_event(envelope: Envelope, event: EventData, origin: Origin) -> None:
     projector.apply(envelope, event, topic=origin.topic, partition=origin.partition, offset=origin.offset)
-    # Let the other agent and the timers run between messages: with a backlog buffered, faust
+    # Let the positions and the timers run between messages: with a backlog buffered, faust
     # hands an agent message after message without returning to the event loop, and 2,000 unit
-    # registrations kept the positions agent (and the commits and health) waiting until the
-    # worker counted itself stalled and restarted (benchmarks/pipeline.py).
+    # registrations kept the positions (and the commits and health) waiting until the worker
+    # counted itself stalled and restarted (benchmarks/pipeline.py).
     await asyncio.sleep(0)
 
 
@@ -24,11 +25,10 @@ async def project(stream):
     await handle_each(app, SERVICE, stream, on_event)
 
 
-@app.agent(unit_positions, concurrency=1)
-async def project_positions(stream):
-    await handle_each(app, SERVICE, stream, on_event)
+@app.task
+async def project_positions() -> None:
+    """GPS fixes, with a consumer group of their own outside faust (positions.py)."""
+    async def set_aside_one(read, exc: BaseException) -> None:
+        await set_aside(app, SERVICE, read, exc)
 
-
-@app.timer(interval=0.5)
-async def flush_positions() -> None:
-    projector.flush_positions()
+    await positions.follow(settings, projector, set_aside_one)

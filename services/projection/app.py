@@ -7,6 +7,7 @@ from schemas import topics
 from services.streaming import make_app, raw_topic
 from spkt.settings import Settings, get_settings
 
+from . import positions
 from . import tables as t
 from .projector import Projector
 from .rebuild import READ_MODEL_TOPICS
@@ -29,31 +30,30 @@ def replay_into_an_empty_read_model(settings: Settings, sessions) -> None:
 
     from deploy.topics import admin_client
 
-    group = f"spkt-{SERVICE}"
+    groups = [f"spkt-{SERVICE}", positions.GROUP]
     try:
         admin = admin_client(settings)
         try:
-            results = dict(admin.delete_groups([group]))
+            results = dict(admin.delete_groups(groups))
         finally:
             admin.close()
     except KafkaError as exc:
-        results = {group: str(exc)}
-    outcome = results.get(group)
-    if outcome == "OK":
-        log.warning("empty read model: the projection replays every topic from the beginning "
-                    "(the offsets of group %s were for another database)", group)
-    elif outcome not in (None, "GroupIdNotFoundError"):  # e.g. a member still running keeps its place
-        log.error("empty read model but the offsets of group %s could not be dropped (%s); run "
-                  "`spkt projection rebuild` to fill it", group, outcome)
+        results = {group: str(exc) for group in groups}
+    for group in groups:
+        outcome = results.get(group)
+        if outcome == "OK":
+            log.warning("empty read model: the projection replays every topic from the beginning "
+                        "(the offsets of group %s were for another database)", group)
+        elif outcome not in (None, "GroupIdNotFoundError"):  # e.g. a member still running keeps its place
+            log.error("empty read model but the offsets of group %s could not be dropped (%s); run "
+                      "`spkt projection rebuild` to fill it", group, outcome)
 
 
 settings = get_settings()
 app = make_app(SERVICE, settings)
-# GPS positions have an agent of their own: hundreds a second, they would otherwise queue ahead of
-# every report, incident and recommendation in one stream, and a dispatcher would see each of
-# those only after the positions before it (benchmarks/pipeline.py: seconds behind at 400 a second).
+# GPS positions are read apart, outside faust (positions.py): hundreds a second, they held up
+# every report, incident and recommendation (benchmarks/pipeline.py).
 read_model_events = raw_topic(app, *(t for t in READ_MODEL_TOPICS if t != topics.UNIT_POSITIONS))
-unit_positions = raw_topic(app, topics.UNIT_POSITIONS)
 sessions = prepare(settings.db_url)
 replay_into_an_empty_read_model(settings, sessions)
 projector = Projector(sessions)

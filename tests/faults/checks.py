@@ -30,7 +30,7 @@ from tests.faults.gateway import DedupingGateway
 from tests.faults.load import Acked
 from tests.support import events_on
 
-GROUPS = ("spkt-intake", "spkt-dispatch", "spkt-tkp", "spkt-notify", "spkt-projection")
+GROUPS = ("spkt-intake", "spkt-dispatch", "spkt-tkp", "spkt-notify", *topics.groups_of("projection"))
 GATEWAY_CHANNELS = ("sms", "whatsapp")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from deploy.stack import Stack, WORKERS, start_system
+from schemas import topics
 from services.api.auth import Role
 from spkt.settings import Settings
 from tests.faults import checks
@@ -219,7 +220,8 @@ def read_model_equals_rebuild(system: System) -> tuple[dict, int, int]:
     supervisor = system.stack.rpc().supervisor
     for name in [w for w in WORKERS if w != "projection"] + ["api"]:
         supervisor.stopProcess(name)
-    wait_for(lambda: checks.group_lags(system.settings, ("spkt-projection",))["spkt-projection"] == 0,
+    groups = topics.groups_of("projection")
+    wait_for(lambda: all(lag == 0 for lag in checks.group_lags(system.settings, groups).values()),
              timeout=LAG_BOUND_S, interval=0.5, what="the projection to apply every event")
     return checks.rebuild_differences(system.settings, system.folder)
 

@@ -180,7 +180,10 @@ def committed(settings, service: str, tps: list[TopicPartition]) -> dict[TopicPa
     (a bounded topic may have nothing left to handle)."""
     admin = admin_client(settings)
     try:
-        found = admin.list_group_offsets({f"spkt-{service}": tps}).get(f"spkt-{service}", {})
+        found = {}
+        for group in topics.groups_of(service):  # the projection reads GPS positions with a group apart
+            found.update({tp: o for tp, o in admin.list_group_offsets({group: tps}).get(group, {}).items()
+                          if o.offset >= 0})
     finally:
         admin.close()
     out = {tp: found[tp].offset for tp in tps if tp in found and found[tp].offset >= 0}

@@ -258,3 +258,15 @@ def test_status_exits_0_only_when_everything_runs_and_is_ready(tmp_path, monkeyp
     result = CliRunner().invoke(cli.app, ["status", "--json"])  # the broker cannot be reached either
     assert result.exit_code == cli.STATUS_UNREADY, result.output
     assert json.loads(result.stdout)["services"][0]["reason"] == "rebalancing"
+
+
+def test_the_projections_lag_counts_its_gps_positions_group_over_what_its_faust_group_once_committed():
+    from deploy.health import GroupLag, _together
+
+    faust = GroupLag("spkt-projection", lag=3, partitions={"spkt.incidents[0]": 3, "spkt.unit-positions[0]": 900})
+    positions = GroupLag("spkt-projection-positions", lag=5, partitions={"spkt.unit-positions[0]": 5})
+    both = _together([faust, positions])
+    assert both.lag == 8 and both.partitions == {"spkt.incidents[0]": 3, "spkt.unit-positions[0]": 5}
+    assert _together([faust, GroupLag("spkt-projection-positions", error="no coordinator")]).error == "no coordinator"
+    assert _together([None, positions]) is None
+    assert _together([faust]).lag == 903
