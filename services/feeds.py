@@ -61,13 +61,12 @@ async def _follow_once(settings: Settings, name: str, from_beginning: tuple[str,
         await consumer.seek_to_beginning(*whole)
         for topic, tps in windowed.items():
             since_ms = int((time.time() - recent[topic]) * 1000)
+            # The ends first: a partition with nothing since then is read from where it ended
+            # before the question, so a fix written while it is asked is read, not skipped.
+            ended = await consumer.end_offsets(tps)
             found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
-            quiet = [tp for tp in tps if found.get(tp) is None]
-            if quiet:  # in one request: one call per partition waits for each answer in turn
-                await consumer.seek_to_end(*quiet)
             for tp in tps:
-                if found.get(tp) is not None:
-                    consumer.seek(tp, found[tp].offset)
+                consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ended[tp])
         ends = await consumer.end_offsets(parts)
         starts = {tp: await consumer.position(tp) for tp in ends}
         pending = {tp: end for tp, end in ends.items() if end > starts[tp]}

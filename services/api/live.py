@@ -543,13 +543,12 @@ class LiveHub(LiveCore):
                     consumer.seek(tp, self._next[tp])
             if fresh:
                 since_ms = int((time.time() - settings.live_window_s) * 1000)
+                # The ends first: a partition with nothing in the window is read from where it
+                # ended before the question, so an event written while it is asked is not skipped.
+                ended = await consumer.end_offsets(fresh)
                 found = await consumer.offsets_for_times({tp: since_ms for tp in fresh})
-                quiet = [tp for tp in fresh if found.get(tp) is None]
                 for tp in fresh:
-                    if found.get(tp) is not None:
-                        consumer.seek(tp, found[tp].offset)
-                if quiet:  # one call: each call waits for its own offset request
-                    await consumer.seek_to_end(*quiet)
+                    consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ended[tp])
             ends = await consumer.end_offsets(parts)
             pending = {tp: end for tp, end in ends.items() if end > await consumer.position(tp)}
             while True:
