@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Awaitable, Callable, Iterable
@@ -94,6 +94,9 @@ class OffsetKeeper:
         self.generation: int | None = None
         self.next: dict = {}  # tp -> next offset to handle
         self.pending: dict = {}  # tp -> offset to commit
+        # Awaited before each commit: handlers that defer their work (the projection's batches)
+        # finish what the offsets cover.
+        self.before_commit: Callable[[], Awaitable[object]] | None = None
         self.rewinding: dict = {}  # tp -> (offset we sought back to, when, seeks repeated)
         self.progress_at: dict = {}  # tp -> when a message of it was last handled
         self.idle_at: dict = {}  # tp -> when check_stalled last saw nothing waiting in it
@@ -381,6 +384,17 @@ class OffsetKeeper:
         now = time.monotonic()
         if not self.pending or (not force and now - self.last_commit < self.commit_every_s):
             return
+        if self.before_commit is not None:
+            # What the offsets cover is stored first (the projection's batches): a commit never
+            # runs ahead of it, and a restart reads again whatever was not.
+            try:
+                await self.before_commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("offsets not committed: storing what they cover failed: %s", exc or type(exc).__name__,
+                          exc_info=True)
+                return
         if self.app.consumer_generation_id != self.generation or not self.app.flow_control.is_active():
             return  # mid-rebalance: the next owner reads from the last commit
         offsets, self.pending = self.pending, {}
@@ -582,6 +596,7 @@ class Origin:
     topic: str
     partition: int
     offset: int
+    message: object = field(default=None, compare=False, repr=False)  # as read (a handler that defers sets it aside)
 
 
 Handler = Callable[[Envelope, EventData, Origin], Awaitable[Iterable[Outgoing] | None] | Iterable[Outgoing] | None]
@@ -718,7 +733,7 @@ async def _handle_one(app: faust.App, service: str, handler: Handler, message) -
     """Decode, let the domain decide, publish; a message it cannot handle goes to dead letters."""
     try:
         envelope, data = parse(message.value)
-        result = handler(envelope, data, Origin(message.topic, message.partition, message.offset))
+        result = handler(envelope, data, Origin(message.topic, message.partition, message.offset, message))
         if asyncio.iscoroutine(result):
             result = await result
         outgoing = list(result or ())

@@ -1,4 +1,5 @@
-"""Thin agents: every event to the projector, with where it came from (GPS positions apart)."""
+"""Thin agents: every event to the projector, several a transaction, with where it came from (GPS
+positions apart)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,21 @@ from services.streaming import Origin, handle_each, set_aside
 
 from . import positions
 from .app import SERVICE, app, projector, read_model_events, settings
+from .batches import Batches
+
+
+async def _set_aside(origin: Origin, exc: BaseException) -> None:
+    await set_aside(app, SERVICE, origin.message, exc)
+
+
+# Several events a transaction (batches.py). The commit timer (every half second) stores what has
+# gathered before it commits any offset past it.
+batches = Batches(projector, _set_aside)
+app.offsets.before_commit = batches.flush
 
 
 async def on_event(envelope: Envelope, event: EventData, origin: Origin) -> None:
-    projector.apply(envelope, event, topic=origin.topic, partition=origin.partition, offset=origin.offset)
+    await batches.add(envelope, event, origin)
     # Let the positions and the timers run between messages: with a backlog buffered, faust
     # hands an agent message after message without returning to the event loop, and 2,000 unit
     # registrations kept the positions (and the commits and health) waiting until the worker

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timezone
+from typing import Sequence
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -163,25 +164,39 @@ class Projector:
         if isinstance(event, UnitPositionReported):
             return self._hold_position(event)
         with self.sessions.begin() as session:
-            if not _record_processed(session, envelope, topic, partition, offset):
+            return self._apply_in(session, envelope, event, topic, partition, offset)
+
+    def apply_together(self, items: Sequence[tuple[Envelope, EventData, str, int, int]]) -> list[bool]:
+        """(envelope, event, topic, partition, offset) in one transaction, all or none: a third
+        cheaper an event than a transaction each (batches.py). GPS fixes are held as by `apply`."""
+        with self.sessions.begin() as session:
+            applied = [None if isinstance(event, UnitPositionReported)
+                       else self._apply_in(session, envelope, event, topic, partition, offset)
+                       for envelope, event, topic, partition, offset in items]
+        # After the commit: holding a fix may flush the held fixes, in a transaction of its own.
+        return [self._hold_position(item[1]) if done is None else done for item, done in zip(items, applied)]
+
+    def _apply_in(self, session: Session, envelope: Envelope, event: EventData, topic: str, partition: int,
+                  offset: int) -> bool:
+        if not _record_processed(session, envelope, topic, partition, offset):
+            return False
+        if type(event) in _PARTS:
+            self._apply_parts(session, envelope, event, 0)
+        else:
+            handler = getattr(self, "_" + type(event).__name__, None)
+            if handler is None:
                 return False
-            if type(event) in _PARTS:
-                self._apply_parts(session, envelope, event, 0)
-            else:
-                handler = getattr(self, "_" + type(event).__name__, None)
-                if handler is None:
-                    return False
-                handler(session, envelope, event)
-            kind = _WRITES_ROW.get(type(event))
-            if kind is not None:
-                self._release(session, kind, getattr(event, _ROW_KEY[kind]))
-            _pages_of(session, event)
-            changed = session.info.pop("pages")
-            if changed:
-                revision = uuid.uuid4().hex
-                session.connection().execute(_REVISE, [{"b_incident": incident_id, "b_revision": revision}
-                                                       for incident_id in sorted(changed)])
-            return True
+            handler(session, envelope, event)
+        kind = _WRITES_ROW.get(type(event))
+        if kind is not None:
+            self._release(session, kind, getattr(event, _ROW_KEY[kind]))
+        _pages_of(session, event)
+        changed = session.info.pop("pages")
+        if changed:
+            revision = uuid.uuid4().hex
+            session.connection().execute(_REVISE, [{"b_incident": incident_id, "b_revision": revision}
+                                                   for incident_id in sorted(changed)])
+        return True
 
     def _apply_parts(self, s: Session, envelope: Envelope, event: EventData, first: int) -> None:
         """The event's parts from `first` on, up to the first whose row is not there yet: it waits."""

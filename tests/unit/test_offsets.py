@@ -200,3 +200,30 @@ def test_a_partition_making_progress_is_not_stalled():
     k.handled(msg(10))
     run(k.check_stalled())
     assert not hasattr(app.consumer, "crashed")
+
+
+def test_what_a_handler_deferred_is_stored_before_its_offsets_are_committed_and_a_failure_commits_nothing():
+    k, app = keeper(committed={P0: 10})
+    order = []
+
+    async def store():
+        order.append(("stored", len(app.consumer.commits)))
+
+    k.before_commit = store
+    for offset in (10, 11):
+        run(k.check(msg(offset)))
+        k.handled(msg(offset))
+    run(k.commit(force=True))
+    assert order == [("stored", 0)] and app.consumer.commits == [{P0: 12}]
+
+    async def fails():
+        raise OSError("disk full")
+
+    k.before_commit = fails
+    run(k.check(msg(12)))
+    k.handled(msg(12))
+    run(k.commit(force=True))  # logged, not raised: the commit timer goes on
+    assert app.consumer.commits == [{P0: 12}]  # nothing past what was stored
+    k.before_commit = store
+    run(k.commit(force=True))
+    assert app.consumer.commits[-1] == {P0: 13}
