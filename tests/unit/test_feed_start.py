@@ -1,5 +1,5 @@
 """A whole-topic reader starting on a bounded topic: a message written while it asks where its
-window starts is read, not skipped (services/feeds.py, and the API's live stream alike)."""
+window starts is read, not skipped (services/feeds.py, and the API's live stream)."""
 import asyncio
 from types import SimpleNamespace
 
@@ -66,7 +66,8 @@ class RacingConsumer:
             await asyncio.sleep(0.01)
             return {}
         self.at[TP0] = len(self.log)
-        return {TP0: [SimpleNamespace(offset=o, value=self.log[o]) for o in range(start, len(self.log))]}
+        return {TP0: [SimpleNamespace(offset=o, value=self.log[o], timestamp=1_700_000_000_000 + o)
+                      for o in range(start, len(self.log))]}
 
 
 def test_a_fix_written_while_the_reader_finds_its_window_is_read(monkeypatch):
@@ -89,3 +90,23 @@ def test_a_fix_written_while_the_reader_finds_its_window_is_read(monkeypatch):
 
     assert asyncio.run(scenario()) is True
     assert [e.unit_id for e in applied] == ["U1"]
+
+
+def test_the_live_stream_reads_an_event_written_while_it_finds_its_window(monkeypatch):
+    from services.api import live
+
+    monkeypatch.setattr(live, "AIOKafkaConsumer", RacingConsumer)
+    hub = live.LiveHub(Settings())
+
+    async def scenario():
+        task = asyncio.create_task(hub._follow_once())
+        try:
+            for _ in range(200):  # bounded: 2 s
+                if hub.ready.is_set() and len(hub.buffer):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+    assert hub.ready.is_set() and len(hub.buffer) == 1
