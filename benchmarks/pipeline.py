@@ -334,7 +334,7 @@ def _measure(work: Path, rate: float, duration: float, units: int) -> Result:
               f"{cpu_use.get('machine', 0):.0f} % busy (of one core: {processes_cpu}): "
               f"every process waits for CPU. Each report is about five events, each read by several "
               f"workers (faust and aiokafka cost about a millisecond a message here), and the projection "
-              f"(about 1.5 ms an event alone) falls furthest behind.")
+              f"(about 0.8 ms an event in its shared transactions, measured alone) falls furthest behind.")
     return Result(figures, details, limits)
 
 
