@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Literal, Mapping, Optional
+from typing import Awaitable, Callable, Literal, Mapping, Optional
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError, create_model
@@ -32,14 +32,21 @@ async def follow(settings: Settings, *, name: str, from_beginning: tuple[str, ..
     `recent`: topic -> seconds back to start from (the rest of a bounded topic is history).
     `typical`: topic -> the event type (nearly) all its messages are, read in one pass (GPS fixes)."""
     readers = {topic: Reader(cls) for topic, cls in (typical or {}).items()}
+    await keep_running(f"{name} feed", lambda: _follow_once(settings, name, from_beginning, dict(recent or {}),
+                                                            apply, caught_up, readers))
+
+
+async def keep_running(what: str, run_once: Callable[[], Awaitable[None]]) -> None:
+    """`run_once()` again after any failure, forever, waiting longer each time (up to 10 s): the
+    readers of whole topics outside the consumer groups (the broker may be away for a while)."""
     delay = 0.5
     while True:
         try:
-            await _follow_once(settings, name, from_beginning, dict(recent or {}), apply, caught_up, readers)
+            await run_once()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("%s feed failed, restarting: %s", name, exc)
+            log.warning("%s failed, restarting: %s", what, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 

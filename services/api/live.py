@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from schemas import topics
+from services.feeds import keep_running
 from services.intake.domain import UNLOCATED
 from spkt.settings import Settings
 
@@ -503,16 +504,7 @@ class LiveHub(LiveCore):
                          len(units))
             except Exception as exc:  # only placement of older incidents suffers
                 log.warning("live stream: could not read places from the read model: %s", exc)
-        delay = 0.5
-        while True:
-            try:
-                await self._follow_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("live stream reader failed, restarting: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await keep_running("live stream reader", self._follow_once)
 
     def _read_places(self) -> tuple[list, list]:
         from sqlalchemy import select

@@ -14,7 +14,6 @@ hold. What this keeps of the faust path:
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 
@@ -22,10 +21,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.events import UnitPositionReported
 from schemas.topics import PROJECTION_POSITIONS_GROUP, UNIT_POSITIONS
-from services.feeds import Reader
+from services.feeds import Reader, keep_running
 from spkt.settings import Settings
-
-log = logging.getLogger(__name__)
 
 GROUP = PROJECTION_POSITIONS_GROUP
 FLUSH_EVERY_S = 0.5
@@ -48,16 +45,7 @@ async def follow(settings: Settings, projector, set_aside) -> None:
 
     `set_aside(read, exc)`: publishes the dead letter of a record that could not be handled."""
     reader = Reader(UnitPositionReported)
-    delay = 0.5
-    while True:
-        try:
-            await _follow_once(settings, projector, set_aside, reader)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("GPS positions consumer failed, restarting: %s", exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    await keep_running("GPS positions consumer", lambda: _follow_once(settings, projector, set_aside, reader))
 
 
 async def _follow_once(settings: Settings, projector, set_aside, reader: Reader) -> None:
