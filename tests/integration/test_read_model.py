@@ -85,6 +85,37 @@ def test_units_status_and_positions(projector):
         assert s.get(t.Unit, "u1").lat == -6.2
 
 
+def test_flushes_of_every_size_ask_for_registered_units_in_a_few_statements_only(projector):
+    """The database keeps each distinct statement prepared: an IN list of every length a flush met
+    held ~75 MB in the projection (benchmarks/memory.py)."""
+    from sqlalchemy import event
+
+    projector = Projector(projector.sessions)  # without the page checks: thousands of fixes
+    engine = projector.sessions.kw["bind"]
+    for n in range(0, 1300, 3):
+        apply(projector, UnitRegistered(unit_id=f"reg-{n:04d}", callsign=f"R{n}", kind="car", station="s",
+                                        registered_at=NOW))
+    lookups: set[str] = set()
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM units" in statement:
+            lookups.add(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for size in range(1, 1301, 37):  # registered and unregistered units' fixes, flushes of 36 sizes
+            for n in range(size):
+                apply(projector, UnitPositionReported(unit_id=f"reg-{n:04d}", lat=-6.2, lon=106.8,
+                                                      at=NOW + timedelta(seconds=size)))
+            projector.flush_positions()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert 0 < len(lookups) <= 12, len(lookups)  # powers of two up to 1,024
+    with projector.sessions() as s:
+        assert as_aware(s.get(t.Unit, "reg-1293").position_at) == NOW + timedelta(seconds=1296)
+        assert s.get(t.Unit, "reg-0000").lat == -6.2
+
+
 def test_fixes_held_for_unregistered_units_do_not_make_every_fix_a_flush(projector):
     """Fixes come in batches of POSITION_BATCH units, however many unregistered units' fixes are held."""
     from services.projection.projector import POSITION_BATCH
