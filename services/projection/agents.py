@@ -13,13 +13,13 @@ from .app import SERVICE, app, projector, read_model_events, settings
 from .batches import Batches
 
 
-async def _set_aside(origin: Origin, exc: BaseException) -> None:
-    await set_aside(app, SERVICE, origin.message, exc)
+async def _set_aside(message, exc: BaseException) -> None:
+    await set_aside(app, SERVICE, message, exc)
 
 
 # Several events a transaction (batches.py). The commit timer (every half second) stores what has
 # gathered before it commits any offset past it.
-batches = Batches(projector, _set_aside)
+batches = Batches(projector, lambda origin, exc: _set_aside(origin.message, exc))
 app.offsets.before_commit = batches.flush
 
 
@@ -40,7 +40,4 @@ async def project(stream):
 @app.task
 async def project_positions() -> None:
     """GPS fixes, with a consumer group of their own outside faust (positions.py)."""
-    async def set_aside_one(read, exc: BaseException) -> None:
-        await set_aside(app, SERVICE, read, exc)
-
-    await positions.follow(settings, projector, set_aside_one)
+    await positions.follow(settings, projector, _set_aside)

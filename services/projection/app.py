@@ -7,7 +7,6 @@ from schemas import topics
 from services.streaming import make_app, raw_topic
 from spkt.settings import Settings, get_settings
 
-from . import positions
 from . import tables as t
 from .projector import Projector
 from .rebuild import READ_MODEL_TOPICS
@@ -30,7 +29,7 @@ def replay_into_an_empty_read_model(settings: Settings, sessions) -> None:
 
     from deploy.topics import admin_client
 
-    groups = [f"spkt-{SERVICE}", positions.GROUP]
+    groups = list(topics.groups_of(SERVICE))
     try:
         admin = admin_client(settings)
         try:
