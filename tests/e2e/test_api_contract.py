@@ -5,10 +5,11 @@ import uuid
 import pytest
 from fastapi.routing import APIRoute
 
+from schemas import topics
 from services.api.auth import Role
 from services.api.main import ROUTERS
 from tests.conftest import fresh_database
-from tests.support import api_client, running_system, wait_for
+from tests.support import api_client, events_on, running_system, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -122,6 +123,26 @@ def test_the_board_counts_open_incidents_and_units(system, two_areas):
     assert sum(board["units"]["by_status"].values()) == sum(board["units"]["by_class"].values())
     assert sum(len(v) for v in board["units_by_status"].values()) >= len(units)
     assert set(board["units"]["by_class"]) <= {"available", "conditional", "not_available"}
+
+
+def test_an_incident_page_says_whether_it_includes_an_event_seen_on_the_stream(system, two_areas):
+    """The stream comes straight from Kafka and the read model a moment later: `?seen=` lets a
+    console know whether the page it got already shows what the stream told it."""
+    incident_id = two_areas["north"]["incident_id"]
+    opened = wait_for(lambda: next((e for e in events_on(system, topics.INCIDENTS)
+                                    if e.type == "incident.opened" and e.data.get("incident_id") == incident_id),
+                                   None), timeout=30, what="the incident's opening on Kafka")
+    with api(system, Role.dispatcher) as dispatcher:
+        plain = dispatcher.get(f"/api/v1/incidents/{incident_id}")
+        assert plain.status_code == 200 and "x-read-model" not in plain.headers
+        included = dispatcher.get(f"/api/v1/incidents/{incident_id}", params={"seen": opened.id})
+        assert included.status_code == 200 and included.headers["x-read-model"] == "includes"
+        assert included.json() == plain.json()
+        later = dispatcher.get(f"/api/v1/incidents/{incident_id}", params={"seen": f"not-applied-{uuid.uuid4()}"})
+        assert later.status_code == 200 and later.headers["x-read-model"] == "behind"
+        assert later.json()["incident_id"] == incident_id
+        too_long = dispatcher.get(f"/api/v1/incidents/{incident_id}", params={"seen": "x" * 201})
+        assert too_long.status_code == 422, too_long.text
 
 
 def test_the_public_tracker_shows_progress_but_nothing_private(system):

@@ -378,3 +378,39 @@ def test_without_tiles_the_map_draws_the_jurisdictions_and_says_when_leaflet_is_
     shot(bare, screens, "map-library-missing")
     assert bare.errors == []
 
+
+
+def test_the_detail_shows_what_the_stream_told_once_the_read_model_has_it(system, units, browser, screens):
+    """The stream comes straight from Kafka, the read model a moment later. A detail refreshed on a
+    stream event the projection has not applied yet shows it once applied, with no further event:
+    here the projection is stopped while a new recommendation is made, then started again."""
+    from playwright.sync_api import expect
+
+    from deploy.stack import Stack
+
+    report = file_report(system, f"Copet di pasar Kelapa Gading, dompet hilang ({uuid.uuid4().hex[:4]})")
+    incident_id = report["incident_id"]
+    recommendation(system, incident_id)
+    page = open_console(browser, system, Role.dispatcher, "dispatcher-read-model-behind")
+    expect(page.locator("#stream-pill")).to_have_attribute("data-state", "live")
+    page.locator(f'.inc-row[data-incident-id="{incident_id}"]').click()
+    made = page.locator("#detail ol.timeline li", has_text="Rekomendasi:")
+    expect(made).to_have_count(1)
+
+    supervisor = Stack(system).rpc().supervisor
+    supervisor.stopProcess("projection")
+    try:
+        detail = (lambda r: r.request.method == "GET"
+                  and r.url.split("?")[0].endswith(f"/api/v1/incidents/{incident_id}"))
+        with page.expect_response(detail):  # the console heard of it and read the detail: not there yet
+            with api(system, Role.dispatcher) as dispatcher:
+                r = dispatcher.post(f"/api/v1/incidents/{incident_id}/recommendations", json={})
+                assert r.status_code == 202, r.text
+        expect(made).to_have_count(1)
+    finally:
+        supervisor.startProcess("projection")
+    expect(made).to_have_count(2, timeout=WAIT_MS)  # the projection starts again and catches up
+    page.wait_for_function("() => window.SPKT.console.state.awaited === null")
+    assert page.evaluate("() => window.__notReloaded") is True
+    shot(page, screens, "dispatcher-read-model-caught-up")
+    assert page.errors == []

@@ -85,7 +85,8 @@
       data = await resp.json();
     } catch (e) { /* no body */ }
     if (resp.status === 401 && !opts.public && S.onUnauthorized) S.onUnauthorized(S.detailText(data, 401));
-    return { ok: resp.ok, status: resp.status, data, error: resp.ok ? null : S.detailText(data, resp.status) };
+    return { ok: resp.ok, status: resp.status, data, headers: resp.headers,
+             error: resp.ok ? null : S.detailText(data, resp.status) };
   };
 
   // --- the live stream (Server-Sent Events over fetch, so that the token goes in a header) ------

@@ -13,6 +13,9 @@
   const ENDED = new Set(["closed", "duplicate", "cancelled", "transferred"]);
   const ASSIGNING_ROLES = new Set(["dispatcher", "admin"]);
   const ACTIVE_ASSIGNMENT = new Set(["assigned", "acknowledged", "en_route", "on_scene"]);
+  // An event the stream told of and the read model does not show yet: asked again this often, this long.
+  const AWAIT_RETRY_MS = 300;
+  const AWAIT_READ_MODEL_MS = 30000;
 
   const state = {
     config: null, claims: null, canAssign: false,
@@ -21,6 +24,7 @@
     board: null, intervals: null,
     statusFilter: "open", prioFilter: new Set(), breachOnly: false,
     streamState: "connecting", listStatus: null, bornFromStream: new Map(),
+    awaited: null, // {incidentId, eventId, since}: the newest stream event about the open detail
   };
   let map = null;
   let layers = {};
@@ -187,8 +191,21 @@
   let detailSeq = 0;
   async function loadDetail(incidentId) {
     const seq = ++detailSeq;
-    const r = await S.api(`/api/v1/incidents/${encodeURIComponent(incidentId)}`);
+    // The stream comes straight from Kafka, the read model a moment later: the page is asked for
+    // with the newest event seen about it, and asked again until it includes that event.
+    const awaited = state.awaited && state.awaited.incidentId === incidentId ? state.awaited : null;
+    const seen = awaited ? `?seen=${encodeURIComponent(awaited.eventId)}` : "";
+    const r = await S.api(`/api/v1/incidents/${encodeURIComponent(incidentId)}${seen}`);
     if (seq !== detailSeq || state.selected !== incidentId) return;
+    if (awaited && state.awaited === awaited) {
+      const behind = r.ok && r.headers.get("X-Read-Model") === "behind";
+      if (behind && Date.now() - awaited.since < AWAIT_READ_MODEL_MS) {
+        setTimeout(() => { if (state.awaited === awaited && state.selected === incidentId) loadDetail(incidentId); },
+                   AWAIT_RETRY_MS);
+      } else {
+        state.awaited = null;
+      }
+    }
     if (!r.ok) {
       el("detail").replaceChildren(h("p.notice.error", r.error));
       return;
@@ -355,7 +372,10 @@
       default:
         break;
     }
-    if (state.selected && (incidentId === state.selected || env.subject === state.selected)) refreshSoon();
+    if (state.selected && (incidentId === state.selected || env.subject === state.selected)) {
+      if (env.id) state.awaited = { incidentId: state.selected, eventId: env.id, since: Date.now() };
+      refreshSoon();
+    }
   }
 
   function matchesStatusFilter(item) {

@@ -180,15 +180,29 @@ def list_incidents(principal: IncidentReader, session: SessionDep, settings: Set
         next_cursor=_encode_cursor(page[-1].opened_at, page[-1].incident_id) if more else None)
 
 
+_PROCESSED = select(t.ProcessedEvent.event_id).where(t.ProcessedEvent.event_id == bindparam("event_id"))
+SEEN_HEADER = "X-Read-Model"
+
+
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
-def get_incident(request: Request, incident_id: str, principal: IncidentReader, session: SessionDep) -> Response:
+def get_incident(request: Request, incident_id: str, principal: IncidentReader, session: SessionDep,
+                 seen: Annotated[str | None, Query(max_length=200, description=(
+                     "The id of an event about this incident the client has seen on the live stream. The "
+                     f"`{SEEN_HEADER}` header then says whether this page includes it (`includes`) or not "
+                     "yet (`behind`: the stream comes straight from Kafka, the read model a moment later; "
+                     "ask again shortly)."))] = None) -> Response:
     """The incident's whole page. Most reads are answered before this route (services/api/pages.py);
-    it answers those needing more than a jurisdiction check (a field unit) and every refusal."""
+    it answers those needing more than a jurisdiction check (a field unit), those with `seen`, and
+    every refusal."""
+    # Asked before the incident's revision is read: an event recorded by then is in the page that
+    # revision names (and on SQLite the reads share one snapshot anyway).
+    included = seen is None or session.connection().execute(_PROCESSED, {"event_id": seen}).first() is not None
     incident = _row(session, _INCIDENT, incident_id)
     _check_visible(session, incident, principal)
     keeper = request.app.state.incident_pages
     body = keeper.page(incident_id, incident.revision, lambda: incident_page(session, incident_id))
-    return Response(body, media_type="application/json")
+    headers = {SEEN_HEADER: "includes" if included else "behind"} if seen is not None else None
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def incident_page(session, incident_id: str) -> bytes:
