@@ -267,10 +267,8 @@ class EventClock:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        # The producers' record timestamps are what it keeps, not when it reads them: it fetches in
-        # large batches, twice a second, to take as little CPU as it can from the system it measures.
         self._consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap.split(","), group_id=None,
-                                       enable_auto_commit=False, fetch_min_bytes=1_000_000, fetch_max_wait_ms=500)
+                                       enable_auto_commit=False, fetch_max_wait_ms=50)
         parts = [TopicPartition(topic, p) for topic in (topics.REPORTS, topics.INCIDENTS, topics.ASSIGNMENTS)
                  for p in self._consumer.partitions_for_topic(topic) or ()]
         self._consumer.assign(parts)
