@@ -36,6 +36,17 @@ async def follow(settings: Settings, *, name: str, from_beginning: tuple[str, ..
                                                             apply, caught_up, readers))
 
 
+async def seek_since(consumer: AIOKafkaConsumer, tps: list[TopicPartition], seconds: float) -> None:
+    """Each of `tps` to its first message of the last `seconds`, or past its end if none."""
+    since_ms = int((time.time() - seconds) * 1000)
+    # The ends first: a partition with nothing since then is read from where it ended before the
+    # question, so a message written while it is asked is read, not skipped.
+    ended = await consumer.end_offsets(tps)
+    found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+    for tp in tps:
+        consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ended[tp])
+
+
 async def keep_running(what: str, run_once: Callable[[], Awaitable[None]]) -> None:
     """`run_once()` again after any failure, forever, waiting longer each time (up to 10 s): the
     readers of whole topics outside the consumer groups (the broker may be away for a while)."""
@@ -67,13 +78,7 @@ async def _follow_once(settings: Settings, name: str, from_beginning: tuple[str,
         consumer.assign(parts)
         await consumer.seek_to_beginning(*whole)
         for topic, tps in windowed.items():
-            since_ms = int((time.time() - recent[topic]) * 1000)
-            # The ends first: a partition with nothing since then is read from where it ended
-            # before the question, so a fix written while it is asked is read, not skipped.
-            ended = await consumer.end_offsets(tps)
-            found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
-            for tp in tps:
-                consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ended[tp])
+            await seek_since(consumer, tps, recent[topic])
         ends = await consumer.end_offsets(parts)
         starts = {tp: await consumer.position(tp) for tp in ends}
         pending = {tp: end for tp, end in ends.items() if end > starts[tp]}

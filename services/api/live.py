@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge
 
 from schemas import topics
-from services.feeds import keep_running
+from services.feeds import keep_running, seek_since
 from services.intake.domain import UNLOCATED
 from spkt.settings import Settings
 
@@ -534,13 +534,7 @@ class LiveHub(LiveCore):
                 if tp in self._next:
                     consumer.seek(tp, self._next[tp])
             if fresh:
-                since_ms = int((time.time() - settings.live_window_s) * 1000)
-                # The ends first: a partition with nothing in the window is read from where it
-                # ended before the question, so an event written while it is asked is not skipped.
-                ended = await consumer.end_offsets(fresh)
-                found = await consumer.offsets_for_times({tp: since_ms for tp in fresh})
-                for tp in fresh:
-                    consumer.seek(tp, found[tp].offset if found.get(tp) is not None else ended[tp])
+                await seek_since(consumer, fresh, settings.live_window_s)
             ends = await consumer.end_offsets(parts)
             pending = {tp: end for tp, end in ends.items() if end > await consumer.position(tp)}
             while True:
