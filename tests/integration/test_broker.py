@@ -24,6 +24,7 @@ from deploy.kafka import (
     free_port_block,
     jars_dir,
 )
+from deploy.topics import NOT_KNOWN_YET
 from spkt.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,27 @@ def topic_partitions(client: KafkaAdminClient, name: str) -> list[dict]:
 
 def admin(bootstrap: str) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="spkt-test")
+
+
+def create_replicated_topic(bootstrap: str, topic: NewTopic, timeout_s: float = 30.0) -> None:
+    """Create it as deploy.topics.create_topics does on a cluster just started.
+
+    describe_cluster's answer comes from one broker, which may know all three before the admin
+    client's own metadata does: the client can then name a controller it has no address for yet.
+    A new client, a moment later, has it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        client = admin(bootstrap)
+        try:
+            client.create_topics([topic])
+            return
+        except NOT_KNOWN_YET:
+            if time.monotonic() >= deadline:
+                raise
+        finally:
+            client.close()
+        time.sleep(0.5)
 
 
 def test_single_broker_lifecycle(tmp_path: Path, clusters) -> None:
@@ -215,7 +237,8 @@ def test_three_broker_cluster(tmp_path: Path, clusters) -> None:
         meta = wait_for(all_three, "all three brokers in the metadata")
         assert sorted(b["broker_id"] for b in meta["brokers"]) == [1, 2, 3]
         assert sorted(b["port"] for b in meta["brokers"]) == ports
-        client.create_topics([NewTopic("spkt.test.replicated", num_partitions=3, replication_factor=3)])
+        create_replicated_topic(cluster.bootstrap, NewTopic("spkt.test.replicated", num_partitions=3,
+                                                            replication_factor=3))
         partitions = wait_for(lambda: topic_partitions(client, "spkt.test.replicated"), "the topic's partitions")
         assert len(partitions) == 3
         assert all(sorted(p["replica_nodes"]) == [1, 2, 3] for p in partitions)
