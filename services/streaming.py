@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, Iterable
 
 import faust
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from schemas.envelope import Envelope, EnvelopeError, derived_id, utcnow
 from schemas.events import EventData, MessageDeadLettered
@@ -602,6 +603,26 @@ class Origin:
 Handler = Callable[[Envelope, EventData, Origin], Awaitable[Iterable[Outgoing] | None] | Iterable[Outgoing] | None]
 
 
+GATHER_BYTES = 64 * 1024  # a gathering fetch returns at once when this much is waiting (a backlog)
+
+
+def _worker_consumer_gathering(self, transport):
+    """faust's worker consumer, set to let events gather if its app says so (`gather_ms`).
+
+    faust passes aiokafka no fetch_min_bytes (1: every fetch returns with the first event), so each
+    event costs a fetch request, its encoding and decoding, and the broker's work on both. aiokafka
+    reads these two attributes when the consumer starts its fetcher."""
+    consumer = _worker_consumer(self, transport)
+    gather_ms = getattr(self.app, "gather_ms", 0)
+    if gather_ms:
+        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = GATHER_BYTES, gather_ms
+    return consumer
+
+
+_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+AIOKafkaConsumerThread._create_worker_consumer = _worker_consumer_gathering
+
+
 def make_app(service: str, settings: Settings) -> faust.App:
     brokers = [f"kafka://{hostport}" for hostport in settings.bootstrap.split(",")]
     datadir = settings.state_dir / "faust" / service
@@ -637,6 +658,7 @@ def make_app(service: str, settings: Settings) -> faust.App:
         value_serializer="raw",
         datadir=str(datadir),
     )
+    app.gather_ms = settings.fetch_gather_ms if service in settings.gathering_workers else 0
     app.offsets = OffsetKeeper(app, OffsetLookup(settings, f"spkt-{service}"))
     from deploy.health import health_path
 
