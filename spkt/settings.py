@@ -55,11 +55,16 @@ class Settings(BaseSettings):
         "incidents handled again within 15 s: benchmarks/recovery.py; it was 10)."))
     gathering_workers: list[str] = Field(default=["tkp"], description=(
         "Workers nobody waits on within a second (a scene's steps are recorded, not raced): their fetches "
-        "let events gather on the broker for up to `fetch_gather_ms`, so a surge costs them a fetch per "
-        "batch, not per event. At 50 reports a second the tkp worker took 8.5 % of a core instead of 15 %. "
-        "The workers a dispatcher waits on (intake, dispatch, projection) take each event at once."))
+        "always let events gather on the broker for up to `fetch_gather_ms`, so they cost a fetch per "
+        "batch, not per event. At 50 reports a second the tkp worker took 8.5 % of a core instead of 15 %."))
     fetch_gather_ms: int = Field(default=100, ge=0, le=1000, description=(
-        "How long a gathering worker's fetch waits for events to gather (0: like every other worker)."))
+        "How long a gathering worker's fetch waits for events to gather (0: never)."))
+    surge_events_per_s: float = Field(default=100.0, ge=0, description=(
+        "The other workers let events gather for `surge_gather_ms` a fetch while they read more than this "
+        "many events a second, until they read fewer than half of it (0: never). At 10 reports a second "
+        "the busiest worker reads about 50; at 50 a second, 150 and more."))
+    surge_gather_ms: int = Field(default=10, ge=0, le=1000, description=(
+        "How long a fetch waits for events to gather in a surge (0: never)."))
 
     # --- read model and API -----------------------------------------------------------------
     database_url: str | None = Field(
