@@ -73,13 +73,15 @@ def events_on(settings: Settings, topic: str) -> list[Envelope]:
 
 
 class Process:
-    """A process of ours (`spkt ...`) started for a test and stopped by pid: TERM, then KILL."""
+    """A process of ours (`spkt ...`, or a test's own `script` with the project importable) started
+    for a test and stopped by pid: TERM, then KILL."""
 
-    def __init__(self, args: list[str], settings: Settings, log: Path) -> None:
-        env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1"}
+    def __init__(self, args: list[str], settings: Settings, log: Path, *, script: Path | None = None) -> None:
+        env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.getcwd()}
         self.log = log
         self._out = open(log, "ab")
-        self.popen = subprocess.Popen([sys.executable, "-m", "spkt.cli", *args], env=env, stdout=self._out,
+        argv = [str(script), *args] if script else ["-m", "spkt.cli", *args]
+        self.popen = subprocess.Popen([sys.executable, *argv], env=env, stdout=self._out,
                                       stderr=subprocess.STDOUT, start_new_session=True)
 
     @property

@@ -1,37 +1,22 @@
 """A worker of the project's own make, on the real broker, lets its fetches gather events in a surge
 and takes each event at once again when the surge has passed, handling every event either way."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import uuid
 
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 
 from deploy.health import read_health
-from deploy.stack import settings_environment
-from tests.integration.test_watchdog import WORKER, report
-from tests.support import publish, wait_for
+from tests.integration.test_watchdog import WORKER, one_partition_topic, report
+from tests.support import Process, publish, wait_for
 
 SURGE = 600
 
 
 def test_a_worker_gathers_in_a_surge_and_takes_each_event_at_once_after(settings_for, tmp_path):
     settings = settings_for(surge_events_per_s=20.0)
-    topic = f"spkt.test-pace-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","))
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        admin.close()
+    topic = one_partition_topic(settings, "pace")
     script, log = tmp_path / "worker.py", tmp_path / "watchdog.log"
     script.write_text(WORKER)
-    env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.getcwd()}
-    with open(log, "ab") as out:
-        worker = subprocess.Popen([sys.executable, str(script), topic, str(tmp_path / "never")], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Process([topic, str(tmp_path / "never")], settings, log, script=script)
 
     def health():
         doc = read_health(settings, "watchdog")
@@ -67,12 +52,6 @@ def test_a_worker_gathers_in_a_surge_and_takes_each_event_at_once_after(settings
         assert int(first.rsplit(": ", 1)[1].split()[0]) >= 20
         assert second.startswith("fetches return with the first event: ")
         assert int(second.rsplit(": ", 1)[1].split()[0]) < 10
-        assert worker.poll() is None
+        assert worker.popen.poll() is None
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
+        worker.stop()

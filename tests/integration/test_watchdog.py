@@ -17,7 +17,7 @@ from deploy.stack import Stack, settings_environment
 from schemas.events import Location, Reporter, ReportReceived
 from schemas.registry import make_event
 from services.api.auth import Role
-from tests.support import api_client, publish, running_system, wait_for
+from tests.support import Process, api_client, publish, running_system, wait_for
 
 SPOT = (-6.3020, 106.8950)  # Kramat Jati: away from the other tests' units
 
@@ -55,6 +55,17 @@ WORKER = textwrap.dedent('''
 ''')
 
 
+def one_partition_topic(settings, purpose: str) -> str:
+    """A topic of its own for one test's worker."""
+    topic = f"spkt.test-{purpose}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","))
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        admin.close()
+    return topic
+
+
 def report(description: str):
     data = ReportReceived(report_id=str(uuid.uuid4()), tracking_code="SPKT-ABCD-EFGH", channel="phone_110",
                           reporter=Reporter(), description=description,
@@ -64,19 +75,10 @@ def report(description: str):
 
 def test_a_blocked_handler_makes_the_worker_unready_with_the_partition_and_lag_then_ready_again(settings_for, tmp_path):
     settings = settings_for()
-    topic = f"spkt.test-watchdog-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","))
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        admin.close()
+    topic = one_partition_topic(settings, "watchdog")
     script, release, log = tmp_path / "worker.py", tmp_path / "release", tmp_path / "watchdog.log"
     script.write_text(WORKER)
-    env = {**os.environ, **settings_environment(settings), "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.getcwd()}
-    with open(log, "ab") as out:
-        worker = subprocess.Popen([sys.executable, str(script), topic, str(release)], env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Process([topic, str(release)], settings, log, script=script)
     try:
         def health():
             doc = read_health(settings, "watchdog")
@@ -98,7 +100,7 @@ def test_a_blocked_handler_makes_the_worker_unready_with_the_partition_and_lag_t
         assert unready and unready[0]["level"] == "error"
         assert (unready[0]["topic"], unready[0]["partition"], unready[0]["offset"]) == (topic, 0, 1)
         assert "4 waiting" in unready[0]["msg"]
-        assert worker.poll() is None  # unready, not restarted (that bound is far off here)
+        assert worker.popen.poll() is None  # unready, not restarted (that bound is far off here)
 
         release.touch()
         ready = wait_for(lambda: (h := health()) and h["ready"] and h["lag"] == 0 and h, timeout=30, interval=0.5,
@@ -106,13 +108,7 @@ def test_a_blocked_handler_makes_the_worker_unready_with_the_partition_and_lag_t
         assert ready["reason"] is None and ready["partitions"][0]["position"] == 5
         assert any("making progress again" in line for line in log.read_text().splitlines())
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
+        worker.stop()
 
 
 def spkt_status(settings) -> dict:
