@@ -60,12 +60,24 @@ class FakeLookup:
         return [SimpleNamespace(tp=tp, offset=o, value=self.log.get(o)) for o in range(start, end) if o in self.log]
 
 
+class FakeProducer:
+    """faust's producer: `flush` waits for every message sent so far (the tables' changelog writes)."""
+
+    def __init__(self, consumer, during=None):
+        self.consumer, self.during, self.flushes = consumer, during, []
+
+    async def flush(self):
+        self.flushes.append(len(self.consumer.commits))  # how many commits had happened before it
+        if self.during is not None:
+            await self.during()
+
+
 def keeper(committed=None, log=None, **consumer):
     """`committed`: what the group has committed, as Kafka says (faust's own record is not used);
     `log`: the partition's messages by offset, when they can be read from Kafka directly."""
     fake = FakeConsumer(**consumer)
     app = SimpleNamespace(consumer=fake, consumer_generation_id=1, crash=fake.crash,
-                          flow_control=SimpleNamespace(is_active=lambda: True))
+                          flow_control=SimpleNamespace(is_active=lambda: True), producer=FakeProducer(fake))
     return OffsetKeeper(app, FakeLookup(fake, committed, log)), app
 
 
@@ -227,3 +239,46 @@ def test_what_a_handler_deferred_is_stored_before_its_offsets_are_committed_and_
     k.before_commit = store
     run(k.commit(force=True))
     assert app.consumer.commits[-1] == {P0: 13}
+
+
+def test_the_tables_writes_are_acknowledged_before_the_offsets_that_made_them_are_committed():
+    k, app = keeper(committed={P0: 10})
+    for offset in (10, 11):
+        run(k.check(msg(offset)))
+        k.handled(msg(offset))
+    run(k.commit(force=True))
+    assert app.producer.flushes == [0] and app.consumer.commits == [{P0: 12}]
+
+
+def test_a_message_handled_while_the_writes_are_flushed_waits_for_the_next_commit():
+    k, app = keeper(committed={P0: 10})
+
+    async def meanwhile():  # the agent goes on while the flush waits for the broker
+        assert await k.check(msg(11)) == HANDLE
+        k.handled(msg(11))
+
+    app.producer.during = meanwhile
+    run(k.check(msg(10)))
+    k.handled(msg(10))
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 11}]  # not 12: offset 11's table writes were not flushed
+    app.producer.during = None
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 11}, {P0: 12}]
+
+
+def test_writes_the_broker_does_not_acknowledge_in_time_commit_nothing():
+    k, app = keeper(committed={P0: 10})
+    k.commit_timeout_s = 0.05
+
+    async def broker_away():
+        await asyncio.sleep(10)
+
+    app.producer.during = broker_away
+    run(k.check(msg(10)))
+    k.handled(msg(10))
+    run(k.commit(force=True))
+    assert app.consumer.commits == []
+    app.producer.during = None
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 11}]
