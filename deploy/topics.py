@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
@@ -48,19 +49,26 @@ def admin_client(settings: Settings, timeout_ms: int = 10_000) -> KafkaAdminClie
                             request_timeout_ms=timeout_ms)
 
 
+T = TypeVar("T")
+
 # A cluster just started can name its controller before the client has that broker's address
 # (seen on three brokers in CI): asked again after a moment, it has.
 NOT_KNOWN_YET = (NodeNotReadyError, UnknownBrokerIdError)
 
 
-def create_topics(settings: Settings, attempts: int = 5) -> dict[str, str]:
-    """Create what is missing; returns name -> 'created' | 'exists'. Raises on any other error."""
+def once_known(call: Callable[[], T], attempts: int = 5) -> T:
+    """`call` (which makes its own admin client), asked again while the cluster is not known yet."""
     for attempt in range(1, attempts):
         try:
-            return _create_topics(settings)
+            return call()
         except NOT_KNOWN_YET:
             time.sleep(attempt)
-    return _create_topics(settings)  # the last attempt: its error is the caller's
+    return call()  # the last attempt: its error is the caller's
+
+
+def create_topics(settings: Settings, attempts: int = 5) -> dict[str, str]:
+    """Create what is missing; returns name -> 'created' | 'exists'. Raises on any other error."""
+    return once_known(lambda: _create_topics(settings), attempts)
 
 
 def _create_topics(settings: Settings) -> dict[str, str]:

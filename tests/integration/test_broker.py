@@ -24,7 +24,7 @@ from deploy.kafka import (
     free_port_block,
     jars_dir,
 )
-from deploy.topics import NOT_KNOWN_YET
+from deploy.topics import once_known
 from spkt.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -94,25 +94,18 @@ def admin(bootstrap: str) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="spkt-test")
 
 
-def create_replicated_topic(bootstrap: str, topic: NewTopic, timeout_s: float = 30.0) -> None:
-    """Create it as deploy.topics.create_topics does on a cluster just started.
-
+def create_replicated_topic(bootstrap: str, topic: NewTopic) -> None:
+    """On a new client each time, as deploy.topics.create_topics does on a cluster just started:
     describe_cluster's answer comes from one broker, which may know all three before the admin
-    client's own metadata does: the client can then name a controller it has no address for yet.
-    A new client, a moment later, has it.
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
+    client's own metadata does (the client then names a controller it has no address for)."""
+    def create() -> None:
         client = admin(bootstrap)
         try:
             client.create_topics([topic])
-            return
-        except NOT_KNOWN_YET:
-            if time.monotonic() >= deadline:
-                raise
         finally:
             client.close()
-        time.sleep(0.5)
+
+    once_known(create)
 
 
 def test_single_broker_lifecycle(tmp_path: Path, clusters) -> None:
