@@ -872,9 +872,9 @@ def broker_threads(cores: int) -> dict[str, int]:
     """Request threads for a broker that shares ``cores`` with the services.
 
     Kafka's defaults (3 network, 8 request-handler and 10 background threads) are sized for a
-    machine of its own. On two cores, shared with six Python processes, each request woke
-    several of them in turn: one network and two handler threads took a sixth less CPU for the
-    same work, and the pipeline benchmark's p99 fell with it (docs/performance.md).
+    machine of its own. On two cores shared with six Python processes, one network and two
+    handler threads took a sixth less broker CPU a report for the same work, and the pipeline
+    benchmark's p99 fell with it (docs/performance.md).
     """
     if cores > 2:
         return {}
@@ -884,8 +884,9 @@ def broker_threads(cores: int) -> dict[str, int]:
 def garbage_collector(cores: int) -> list[str]:
     """JVM collector flags: Kafka's G1 settings, or the serial collector on two cores or fewer.
 
-    G1 keeps concurrent threads of its own; with a heap of a few hundred MB, the serial
-    collector's young pauses are a few milliseconds and it costs the shared cores less.
+    G1 keeps concurrent threads of its own; with a heap of a few hundred MB the serial collector
+    is enough, and in the pipeline benchmark it took the broker's CPU a report down by a further
+    eighth (docs/performance.md).
     """
     if cores <= 2:
         return ["-XX:+UseSerialGC"]
