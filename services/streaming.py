@@ -154,6 +154,9 @@ class OffsetKeeper:
         self.generation: int | None = None
         self.next: dict = {}  # tp -> next offset to handle
         self.pending: dict = {}  # tp -> offset to commit
+        # What handled messages led to, sent without waiting (publish(..., acknowledged=False)):
+        # their offsets are committed only once every one of these is on the broker.
+        self.in_flight: list[asyncio.Future] = []
         # Awaited before each commit: handlers that defer their work (the projection's batches)
         # finish what the offsets cover.
         self.before_commit: Callable[[], Awaitable[object]] | None = None
@@ -434,6 +437,10 @@ class OffsetKeeper:
             self.rewinding[tp] = (expected, now, attempts + 1)
             await self.app.consumer.seek(tp, expected)
 
+    def sent(self, delivery: asyncio.Future) -> None:
+        """A message being handled sent this; its offset waits for the broker to acknowledge it."""
+        self.in_flight.append(delivery)
+
     def handled(self, message) -> None:
         self.progress_at[message.tp] = time.monotonic()
         self.last_handled_wall = time.time()
@@ -447,6 +454,16 @@ class OffsetKeeper:
         # What these offsets cover is made durable first, and only what was handled before that
         # began is committed: a message handled meanwhile waits for the next commit.
         offsets = dict(self.pending)
+        sends, self.in_flight = self.in_flight, []
+        committed = False
+        try:
+            committed = await self._commit(now, offsets, sends)
+        finally:
+            if not committed:  # kept for the next try, ahead of what was sent since
+                self.in_flight[:0] = [s for s in sends if not s.done() or s.cancelled() or s.exception()]
+
+    async def _commit(self, now: float, offsets: dict, sends: list[asyncio.Future]) -> bool:
+        """Commit `offsets` once what they cover is durable; False while it is not (yet)."""
         if self.before_commit is not None:
             # The handlers' deferred work (the projection's batches) is stored: a restart reads
             # again whatever was not.
@@ -457,7 +474,7 @@ class OffsetKeeper:
             except Exception as exc:
                 log.error("offsets not committed: storing what they cover failed: %s", exc or type(exc).__name__,
                           exc_info=True)
-                return
+                return False
         try:
             # The tables' changelog writes (notify's outbox, intake's LP numbers, dispatch's holds)
             # are acknowledged, as faust's own commit does before committing: else a rebalance
@@ -468,9 +485,20 @@ class OffsetKeeper:
             raise
         except Exception as exc:
             log.warning("offsets not committed: the tables' writes not acknowledged: %s", exc or type(exc).__name__)
-            return
+            return False
+        if any(not s.done() for s in sends):
+            log.warning("offsets not committed: events sent are not acknowledged yet")
+            return False
+        failed = [s for s in sends if s.cancelled() or s.exception() is not None]
+        if failed:
+            # The producer gave up on them (it retries for producer_request_timeout, 20 min):
+            # their messages must be handled again, so the worker restarts from the last commit.
+            reason = "cancelled" if failed[0].cancelled() else repr(failed[0].exception())
+            log.error("%d events sent were not delivered (%s); restarting from the last commit", len(failed), reason)
+            await self.app.crash(RuntimeError(f"{len(failed)} events not delivered: {reason}"))
+            return False
         if self.app.consumer_generation_id != self.generation or not self.app.flow_control.is_active():
-            return  # mid-rebalance: the next owner reads from the last commit
+            return False  # mid-rebalance: the next owner reads from the last commit
         for tp, offset in offsets.items():
             if self.pending.get(tp) == offset:
                 del self.pending[tp]
@@ -483,6 +511,7 @@ class OffsetKeeper:
             log.warning("commit of %d partitions did not complete: %s", len(offsets), exc or type(exc).__name__)
             for tp, offset in offsets.items():
                 self.pending[tp] = max(offset, self.pending.get(tp, offset))
+        return True  # what the offsets cover is on the broker; the commit itself is retried apart
 
 
 class OffsetLookup:
@@ -813,13 +842,22 @@ def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
     return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
-async def publish(app: faust.App, out: Outgoing) -> None:
-    """Send and wait for the acknowledgement; retry while the broker is unreachable."""
+async def publish(app: faust.App, out: Outgoing, *, acknowledged: bool = True) -> None:
+    """Send and wait for the acknowledgement; retry while the broker is unreachable.
+
+    With ``acknowledged=False``, return once the producer holds the event: for what a handled
+    message leads to, whose offset the commit holds back until the broker has it all
+    (OffsetKeeper.commit). A handler waiting for each acknowledgement in turn handled one message
+    per round trip to the broker, and on two busy cores that trip took tens of milliseconds."""
     delay = 0.2
     while True:
         try:
-            await app.producer.send_and_wait(out.topic, out.key, out.envelope.to_bytes(), partition=out.partition,
-                                             timestamp=None, headers=None)
+            if acknowledged:
+                await app.producer.send_and_wait(out.topic, out.key, out.envelope.to_bytes(),
+                                                 partition=out.partition, timestamp=None, headers=None)
+            else:
+                app.offsets.sent(await app.producer.send(out.topic, out.key, out.envelope.to_bytes(),
+                                                         partition=out.partition, timestamp=None, headers=None))
             return
         except asyncio.CancelledError:
             raise
@@ -896,7 +934,7 @@ async def _handle_one(app: faust.App, service: str, handler: Handler, message) -
         await set_aside(app, service, message, exc)
     else:
         for out in outgoing:
-            await publish(app, out)
+            await publish(app, out, acknowledged=False)
     # Committed by the timer, never here: a commit can wait on a rebalance, and a rebalance on
     # this agent finishing its message — the worker would stop for good.
     app.offsets.handled(message)

@@ -282,3 +282,55 @@ def test_writes_the_broker_does_not_acknowledge_in_time_commit_nothing():
     app.producer.during = None
     run(k.commit(force=True))
     assert app.consumer.commits == [{P0: 11}]
+
+
+def _delivery():
+    return asyncio.new_event_loop().create_future()  # set by hand: no loop needs to run it
+
+
+def test_events_sent_without_waiting_hold_back_the_commit_until_the_broker_has_them():
+    k, app = keeper(committed={P0: 10})
+    delivery = _delivery()
+    run(k.check(msg(10)))
+    k.sent(delivery)
+    k.handled(msg(10))
+    run(k.commit(force=True))
+    assert app.consumer.commits == [] and k.in_flight == [delivery]
+    run(k.check(msg(11)))
+    k.handled(msg(11))  # sent nothing
+    delivery.set_result("acknowledged")
+    run(k.commit(force=True))
+    assert app.consumer.commits == [{P0: 12}] and k.in_flight == []
+
+
+def test_events_the_producer_gave_up_on_restart_the_worker_and_commit_nothing():
+    k, app = keeper(committed={P0: 10})
+    delivery = _delivery()
+    run(k.check(msg(10)))
+    k.sent(delivery)
+    k.handled(msg(10))
+    delivery.set_exception(TimeoutError("batch expired"))
+    run(k.commit(force=True))
+    assert app.consumer.commits == [] and "not delivered" in str(app.consumer.crashed)
+
+
+def test_publish_without_waiting_hands_the_delivery_to_the_offsets_and_with_waiting_awaits_the_broker():
+    from services.streaming import Outgoing, publish
+
+    delivery = _delivery()
+    waited = []
+
+    class Producer:
+        async def send(self, topic, key, value, **kw):
+            return delivery
+
+        async def send_and_wait(self, topic, key, value, **kw):
+            waited.append(topic)
+
+    k, app = keeper()
+    app.producer, app.offsets = Producer(), k
+    envelope = SimpleNamespace(to_bytes=lambda: b"{}", id="e1", subject="i1", type="incident.opened")
+    run(publish(app, Outgoing("spkt.incidents", envelope), acknowledged=False))
+    assert k.in_flight == [delivery] and waited == [] and not delivery.done()
+    run(publish(app, Outgoing("spkt.incidents", envelope)))
+    assert waited == ["spkt.incidents"] and k.in_flight == [delivery]
