@@ -288,12 +288,18 @@ def _delivery():
     return asyncio.new_event_loop().create_future()  # set by hand: no loop needs to run it
 
 
-def test_events_sent_without_waiting_hold_back_the_commit_until_the_broker_has_them():
+def _handled_after_sending():
+    """Message 10 handled; what it led to sent, not yet acknowledged."""
     k, app = keeper(committed={P0: 10})
     delivery = _delivery()
     run(k.check(msg(10)))
     k.sent(delivery)
     k.handled(msg(10))
+    return k, app, delivery
+
+
+def test_events_sent_without_waiting_hold_back_the_commit_until_the_broker_has_them():
+    k, app, delivery = _handled_after_sending()
     run(k.commit(force=True))
     assert app.consumer.commits == [] and k.in_flight == [delivery]
     run(k.check(msg(11)))
@@ -304,11 +310,7 @@ def test_events_sent_without_waiting_hold_back_the_commit_until_the_broker_has_t
 
 
 def test_events_the_producer_gave_up_on_restart_the_worker_and_commit_nothing():
-    k, app = keeper(committed={P0: 10})
-    delivery = _delivery()
-    run(k.check(msg(10)))
-    k.sent(delivery)
-    k.handled(msg(10))
+    k, app, delivery = _handled_after_sending()
     delivery.set_exception(TimeoutError("batch expired"))
     run(k.commit(force=True))
     assert app.consumer.commits == [] and "not delivered" in str(app.consumer.crashed)
