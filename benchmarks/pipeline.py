@@ -10,7 +10,8 @@ an Idempotency-Key). A dispatcher follows the live stream (`GET /api/v1/stream`)
 does: once the stream has said which incident a report is on and that dispatch recommended units
 for it, the dispatcher asks the API for that incident's recommendations
 (`GET /api/v1/incidents/{id}/recommendations`) every 10 ms until the answer has them (the stream
-comes straight from Kafka, so the read model may not hold them yet). Notify sends
+comes straight from Kafka, so the read model may not hold them yet); each report's polls go on
+their own, as each console's would, with POLLERS in flight at most as a guard. Notify sends
 its receipts to an SMS gateway on loopback that answers at once.
 
 Measured:
@@ -53,10 +54,13 @@ NAME = "pipeline"
 TITLE = "Report to visible recommendation through the real broker and services (202 → recommendation)"
 
 POLL_S = 0.010           # a recommendation announced on the stream is asked for every 10 ms
-# Requests in flight at most. Together below the API's 15 database connections (SQLAlchemy's
-# default pool, 5 + 10 overflow): beyond them the API's report route, which takes its connection
-# on the event loop, blocks the whole API for up to 30 s (seen at 12 pollers; see the report).
-POLLERS = 4              # dispatchers' polls
+# Polls in flight at most: a guard, not a queue. Each dispatcher's console asks on its own, so a
+# poll waiting here for another one's answer is the load generator's delay, not the system's. At
+# 4 (the limit until 30 November, when the report route still took its database connection on the
+# event loop) the polls of a run at 50 a second waited for a slot 277 ms at the median and 2.8 s at
+# the p99 (their own round trip: 52 / 205 ms), and that wait made most of the figure. With the
+# FILERS, well below the API's thread pool and database connections (40 each).
+POLLERS = 16             # dispatchers' polls
 STREAM_TYPES = "incident.opened,report.attached,dispatch.recommended"
 FILERS = 8               # call takers' reports: they do not wait for the dispatchers' polls
 VISIBLE_WITHIN_S = 30.0  # a report whose recommendation is not visible by then counts at this
@@ -103,6 +107,8 @@ class Dispatcher:
         self.errors: dict[str, int] = {}  # requests that failed outright (timeout, connection), by kind
         self.read_headers = {"Authorization": f"Bearer {centre.dispatcher}"}
         self.requests = 0
+        self.slot_waits: list[float] = []   # seconds a poll waited for one of the POLLERS slots
+        self.round_trips: list[float] = []  # seconds from a poll's request to its answer read
         # What the stream said, kept whatever order it comes in against the 202s.
         self.incident_of: dict[str, tuple[str, bool]] = {}  # report id -> (incident id, attached)
         self.reports_of: dict[str, list[str]] = {}          # incident id -> report ids
@@ -169,11 +175,15 @@ class Dispatcher:
             await asyncio.sleep(0.1)
 
     async def _get(self, path: str) -> tuple[int, dict | None]:
+        asked = time.perf_counter()
         async with self.in_flight:
+            sent = time.perf_counter()
+            self.slot_waits.append(sent - asked)
             self.requests += 1
             try:
                 async with self.session.get(self.api_url + path, headers=self.read_headers) as r:
                     body = await r.json() if r.status == 200 else None
+                    self.round_trips.append(time.perf_counter() - sent)
                     return r.status, body
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 self._failed(exc)
@@ -267,6 +277,8 @@ async def _file_reports(api_url: str, centre: CallCentre, *, rate: float, durati
                  "request_failures": dispatcher.errors,
                  "stream_connections": dispatcher.stream_connections, "stream_resets": dispatcher.stream_resets,
                  "api_requests": dispatcher.requests,
+                 "poll_waited_for_a_slot": percentiles_ms(w * 1000 for w in dispatcher.slot_waits),
+                 "poll_round_trip": percentiles_ms(r * 1000 for r in dispatcher.round_trips),
                  "api_requests_per_s": round(dispatcher.requests / max(time.perf_counter() - t0, 1e-9), 1)}
         return outcomes, stats
 
@@ -423,7 +435,10 @@ def _measure(work: Path, rate: float, duration: float, units: int) -> Result:
               f"{details['polling']['polls_per_report_mean']} times a report on average, a poll every "
               f"{percentiles_ms(gaps)['p50_ms']:.0f} ms (median). On Kafka, intake took {b['p50_ms']:.0f} ms and "
               f"dispatch {d['p50_ms']:.0f} ms (medians); from dispatch.recommended to visible in the API "
-              f"(the projection's lag behind Kafka, then the wait for a poll), {v['p50_ms']:.0f} ms. "
+              f"(the projection's lag behind Kafka, then the wait for a poll), {v['p50_ms']:.0f} ms; a poll's "
+              f"round trip {sending['poll_round_trip']['p50_ms']:.0f} ms (median), p99 "
+              f"{sending['poll_round_trip']['p99_ms']:.0f} ms, after waiting for a slot p99 "
+              f"{sending['poll_waited_for_a_slot']['p99_ms']:.0f} ms. "
               f"While the reports were filed both cores were {busy:.0f} % busy (of one core: {processes_cpu})"
               + (": every process waits for CPU. " if busy >= 90 else ". ")
               + "Each report is about five events, each read by several workers (faust and aiokafka cost about a "

@@ -35,3 +35,48 @@ def test_a_report_attached_to_an_incident_already_recommended_is_told_of_at_once
         assert not d._told_of("r-3").is_set()  # never on the stream
 
     asyncio.run(go())
+
+
+class _HeldAnswers:
+    """A stand-in session whose GETs answer 404 only when released: polls stay in flight until then."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.asked = 0
+
+    def get(self, url, headers):
+        session = self
+
+        class Answer:
+            status = 404
+
+            async def __aenter__(self):
+                session.asked += 1
+                await session.release.wait()
+                return self
+
+            async def __aexit__(self, *exc):
+                return False
+
+        return Answer()
+
+
+def test_polls_beyond_the_guard_wait_for_a_slot_and_that_wait_is_kept_apart_from_the_round_trip():
+    from benchmarks.pipeline import POLLERS
+
+    async def go():
+        session = _HeldAnswers()
+        d = Dispatcher("http://api.invalid", SimpleNamespace(dispatcher="token"), session=session)
+        polls = [asyncio.create_task(d._get(f"/p/{n}")) for n in range(POLLERS + 1)]
+        while session.asked < POLLERS:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        assert session.asked == POLLERS  # the last one waits for a slot
+        session.release.set()
+        assert [status for status, _ in await asyncio.gather(*polls)] == [404] * (POLLERS + 1)
+        assert len(d.slot_waits) == len(d.round_trips) == POLLERS + 1
+        assert max(d.slot_waits) >= 0.05  # the one that waited: its wait is not in its round trip
+        assert min(d.slot_waits) < 0.05
+        assert all(trip < 5 for trip in d.round_trips)
+
+    asyncio.run(go())
