@@ -69,8 +69,10 @@ class Settings(BaseSettings):
 
     # --- read model and API -----------------------------------------------------------------
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL of the read model; default SQLite at <state_dir>/spkt.db."
-    )
+        default=None, description=(
+            "SQLAlchemy URL of the read model; default SQLite at <state_dir>/spkt.db. On SQLite the API keeps "
+            "its answers to Idempotency-Keys in a file beside it (spkt-answers.db), so that its write per "
+            "report never waits for the projection's write lock."))
     api_host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     api_port: int = Field(default=8000, description="Port the API binds to.")
     jwt_secret: str | None = Field(

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.projection.tables import prepare
+from services.projection.tables import dispose, prepare_for_api
 from spkt.settings import Settings, get_settings
 
 from .limits import RateLimiter
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         settings.signing_key()  # a missing production secret stops the start, not the first request
-        app.state.sessions = prepare(settings.db_url)
+        app.state.sessions = prepare_for_api(settings.db_url)
         app.state.publisher = Publisher(settings)
         await app.state.publisher.start()
         # The live stream's reader retries in the background: a broker that is away does not stop the API.
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.live.stop()
             await app.state.publisher.stop()
-            app.state.sessions.kw["bind"].dispose()
+            dispose(app.state.sessions)
 
     app = FastAPI(title="SPKT Dispatch API", version="1", lifespan=lifespan,
                   description="Laporan, kejadian, unit dan TKP. Lihat shared/design/API.md.",

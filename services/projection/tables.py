@@ -400,6 +400,51 @@ def prepare(url: str) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def answers_beside(url: str) -> str | None:
+    """The database of the API's answers to Idempotency-Keys when it is not the read model's own:
+    beside a SQLite read model file, a file of its own (`spkt.db` → `spkt-answers.db`)."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return f"sqlite:///{path.with_name(path.stem + '-answers' + path.suffix)}"
+
+
+def prepare_for_api(url: str) -> sessionmaker:
+    """The API's sessions: the read model, and on SQLite the answers to Idempotency-Keys in a file
+    of their own (`answers_beside`); with any other database they stay in the read model's table.
+
+    Why: SQLite has one write lock a file, and the API stores an answer for every report while the
+    projection writes every batch of events. At 50 reports a second each waited for the other
+    (SQLite's busy handler sleeps 1, 2, 5, 10 ms... between tries), and a batch of the projection's
+    took 7 ms at the median and up to 209 ms; without the API's writes, 4.6 and 70 ms
+    (benchmarks/pipeline.py, docs/performance.md). A session reaches the answers' file only for
+    `IdempotentRequest` (SQLAlchemy's per-mapper binds), so the routes are the same either way."""
+    sessions = prepare(url)
+    beside = answers_beside(url)
+    if beside is None:
+        return sessions
+    from sqlalchemy import insert, select
+    from sqlalchemy.schema import CreateTable
+
+    answers = make_engine(beside)
+    table = IdempotentRequest.__table__
+    with answers.begin() as connection:
+        connection.execute(CreateTable(table, if_not_exists=True))
+        empty = connection.execute(select(table.c.key).limit(1)).first() is None
+    if empty:  # answers given before they had a file of their own are kept: a repeat still gets them
+        with sessions.kw["bind"].connect() as old, answers.begin() as connection:
+            rows = old.execute(select(table)).mappings()
+            while chunk := [dict(row) for row in rows.fetchmany(1000)]:
+                connection.execute(insert(table).prefix_with("OR IGNORE"), chunk)
+    return sessionmaker(bind=sessions.kw["bind"], binds={IdempotentRequest: answers}, expire_on_commit=False)
+
+
+def dispose(sessions: sessionmaker) -> None:
+    """Close every engine `sessions` uses (the read model's, and the answers' if apart)."""
+    for engine in {sessions.kw["bind"], *sessions.kw.get("binds", {}).values()}:
+        engine.dispose()
+
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"  # the schema as it stood when migrations began
 
