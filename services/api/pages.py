@@ -12,7 +12,12 @@ whose own machinery cost several times a whole bare Starlette answer (benchmarks
 token (verified once, then cached by auth.verify), one read of the incident's revision and
 jurisdiction, and the kept bytes. Everything else goes on to the route, which answers as always:
 no token or a bad one, a field unit (its assignment must be checked), an unknown incident, one
-outside the token's jurisdiction, a query string.
+outside the token's jurisdiction, a query string other than `seen`.
+
+`?seen=<event id>` is how a console waits for the read model to catch up with the live stream
+(it asks again every 300 ms while the page is `behind`). On SQLite it is answered here too: one
+more primary-key read, of the projection's record of applied events, made before the revision's
+as the route makes it. Elsewhere the route answers it.
 
 On SQLite that one read is made on the event loop, with a connection of its own: a primary-key
 read takes ~30 µs there and, the database being in WAL mode, never waits for the projection's
@@ -43,6 +48,8 @@ PATH = "/api/v1/incidents/"
 _STAMP = (select(t.Incident.revision, t.Incident.jurisdiction)
           .where(t.Incident.incident_id == bindparam("incident_id")))
 _STAMP_SQL = "SELECT revision, jurisdiction FROM incidents WHERE incident_id = ?"
+_PROCESSED_SQL = "SELECT 1 FROM processed_events WHERE event_id = ?"
+SEEN_MAX = 200  # the route's limit for `seen` (a longer one is its 422)
 _JSON = (b"content-type", b"application/json")
 _ROUTE = SimpleNamespace(path=PATH + "{incident_id}")  # what the request-time metric labels it by
 # The route's readers, less field units (their assignment is checked there): a role the route
@@ -91,6 +98,26 @@ class PageKeeper:
         return len(self._pages)
 
 
+SEEN_HEADER_BYTES = b"x-read-model"
+
+
+def _seen_alone(query: bytes) -> str | None | bool:
+    """The `seen` of a query string that has nothing else (None when it has nothing at all);
+    False for anything the route must answer (other parameters, a repeat, an empty, over-long or
+    NUL-bearing value: its 422 or 400)."""
+    from urllib.parse import parse_qsl
+
+    try:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return False
+    if not pairs:
+        return None
+    if len(pairs) != 1 or pairs[0][0] != "seen" or not 0 < len(pairs[0][1]) <= SEEN_MAX or "\x00" in pairs[0][1]:
+        return False
+    return pairs[0][1]
+
+
 class IncidentPages:
     """Plain-ASGI answers to `GET /api/v1/incidents/{id}` for the tokens that need no more than a
     jurisdiction check (module docstring); the rest, and every other request, go on to `app`."""
@@ -102,18 +129,27 @@ class IncidentPages:
         self._sqlite: sqlite3.Connection | None | bool = False  # False: not looked at yet; None: not SQLite
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]
-                or not scope["path"].startswith(PATH)):
+        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith(PATH):
             await self.app(scope, receive, send)
             return
+        seen = _seen_alone(scope["query_string"]) if scope["query_string"] else None
         incident_id = scope["path"][len(PATH):]
         app = scope["app"]
         stations = self._stations_of(app.state.settings, scope["headers"])
-        if not incident_id or "/" in incident_id or "\x00" in incident_id or stations is False:
+        if seen is False or not incident_id or "/" in incident_id or "\x00" in incident_id or stations is False:
             await self.app(scope, receive, send)
             return
+        headers = [_JSON]
+        if seen is not None:
+            # Asked before the revision is read, as the route asks: an event recorded by then is
+            # on the page that revision names.
+            included = self._here(app.state.sessions, _PROCESSED_SQL, seen)
+            if included is None:  # not SQLite: the route answers
+                await self.app(scope, receive, send)
+                return
+            headers.append((SEEN_HEADER_BYTES, b"includes" if included else b"behind"))
         keeper = app.state.incident_pages
-        stamp = self._stamp_here(app.state.sessions, incident_id)
+        stamp = self._here(app.state.sessions, _STAMP_SQL, incident_id)
         if stamp is not None and (not stamp or not in_scope(stations, stamp[1])):
             await self.app(scope, receive, send)  # 404 or 403
             return
@@ -125,7 +161,7 @@ class IncidentPages:
             return
         scope["route"] = _ROUTE
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [_JSON, (b"content-length", str(len(body)).encode())]})
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
     def _stations_of(self, settings, headers) -> frozenset[str] | None | bool:
@@ -150,9 +186,10 @@ class IncidentPages:
             stations = self._stations[principal.jurisdiction] = stations_within(settings, principal.jurisdiction)
         return stations
 
-    def _stamp_here(self, sessions, incident_id: str) -> tuple | None:
-        """On SQLite, (revision, jurisdiction) read on the event loop, () for no such incident;
-        None elsewhere, or when the read fails (the thread pool's path then reads it)."""
+    def _here(self, sessions, sql: str, key: str) -> tuple | None:
+        """On SQLite, the first row of `sql` for `key` read on the event loop (the incident's
+        revision and jurisdiction, or a 1 for an applied event), () for none; None elsewhere, or
+        when the read fails (the thread pool's path then reads it)."""
         if self._sqlite is False:
             engine = sessions.kw["bind"]
             path = engine.url.database
@@ -162,7 +199,7 @@ class IncidentPages:
             return None
         try:
             # fetchall: a statement left unfinished would hold a read snapshot open
-            rows = self._sqlite.execute(_STAMP_SQL, (incident_id,)).fetchall()
+            rows = self._sqlite.execute(sql, (key,)).fetchall()
         except sqlite3.Error:
             return None
         return tuple(rows[0]) if rows else ()
