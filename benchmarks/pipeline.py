@@ -8,10 +8,13 @@ unit-positions topic as trackers send them), call takers file 50 reports a secon
 through `POST /api/v1/reports` (varied categories, wording and places around Jakarta, each with
 an Idempotency-Key). A dispatcher follows the live stream (`GET /api/v1/stream`) as the console
 does: once the stream has said which incident a report is on and that dispatch recommended units
-for it, the dispatcher asks the API for that incident's recommendations
-(`GET /api/v1/incidents/{id}/recommendations`) every 10 ms until the answer has them (the stream
-comes straight from Kafka, so the read model may not hold them yet); each report's polls go on
-their own, as each console's would, with POLLERS in flight at most as a guard. Notify sends
+for it, the dispatcher asks for the incident's page as the console does, with the id of that
+`dispatch.recommended` (`GET /api/v1/incidents/{id}?seen=<event id>`), every 10 ms (the console:
+300 ms) until the page says it includes it (`X-Read-Model: includes`) and shows the
+recommendation (the stream comes straight from Kafka, so the read model may not hold it yet).
+Each report's polls go on their own, as each console's would, with POLLERS in flight at most as a
+guard. Until 30 November it asked `GET /api/v1/incidents/{id}/recommendations`, which no console
+uses to wait. Notify sends
 its receipts to an SMS gateway on loopback that answers at once.
 
 Measured:
@@ -43,6 +46,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from urllib.parse import quote
 
 import aiohttp
 
@@ -112,7 +117,7 @@ class Dispatcher:
         # What the stream said, kept whatever order it comes in against the 202s.
         self.incident_of: dict[str, tuple[str, bool]] = {}  # report id -> (incident id, attached)
         self.reports_of: dict[str, list[str]] = {}          # incident id -> report ids
-        self.recommended: set[str] = set()                  # incidents with a recommendation
+        self.recommended: dict[str, str] = {}               # incident id -> its dispatch.recommended's id
         self._told: dict[str, asyncio.Event] = {}           # report id -> set once both are known
         self.stream_connected = asyncio.Event()
         self.stream_connections = 0
@@ -134,7 +139,7 @@ class Dispatcher:
             pairs = [(data["report_id"], data["incident_id"], True)]
         else:  # dispatch.recommended
             incident_id = data["incident_id"]
-            self.recommended.add(incident_id)
+            self.recommended.setdefault(incident_id, envelope["id"])
             for report_id in self.reports_of.get(incident_id, []):
                 self._told_of(report_id).set()
             return
@@ -174,7 +179,8 @@ class Dispatcher:
                 self._failed(exc)
             await asyncio.sleep(0.1)
 
-    async def _get(self, path: str) -> tuple[int, dict | None]:
+    async def _get(self, path: str) -> tuple[int, dict | None, str | None]:
+        """(status, the JSON of a 200, its X-Read-Model header)."""
         asked = time.perf_counter()
         async with self.in_flight:
             sent = time.perf_counter()
@@ -184,10 +190,10 @@ class Dispatcher:
                 async with self.session.get(self.api_url + path, headers=self.read_headers) as r:
                     body = await r.json() if r.status == 200 else None
                     self.round_trips.append(time.perf_counter() - sent)
-                    return r.status, body
+                    return r.status, body, r.headers.get("X-Read-Model")
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 self._failed(exc)
-                return 0, None
+                return 0, None, None
 
     async def file_and_watch(self, body: dict, out: Outcome) -> Outcome:
         started = time.perf_counter()
@@ -225,8 +231,10 @@ class Dispatcher:
                 out.gaps.append(start - last_start)
             last_start = start
             out.polls += 1
-            status, _ = await self._get(f"/api/v1/incidents/{out.incident_id}/recommendations")
-            if status == 200:
+            # As the console asks: the page, with the event the stream told of (services/api/pages.py).
+            status, page, read_model = await self._get(
+                f"/api/v1/incidents/{out.incident_id}?seen={quote(self.recommended[out.incident_id])}")
+            if status == 200 and read_model == "includes" and page.get("recommendation"):
                 out.visible_at, out.visible_wall = time.perf_counter(), time.time()
                 return
             await asyncio.sleep(max(0.0, start + POLL_S - time.perf_counter()))

@@ -15,11 +15,12 @@ def test_a_report_is_told_of_once_its_incident_and_the_recommendation_are_both_k
         d = a_dispatcher()
         d._on_stream_event("incident.opened", {"data": {"incident_id": "i-1", "report_ids": ["r-1"]}})
         assert not d._told_of("r-1").is_set()  # opened, nothing recommended yet
-        d._on_stream_event("dispatch.recommended", {"data": {"incident_id": "i-2"}})
+        d._on_stream_event("dispatch.recommended", {"id": "e-2", "data": {"incident_id": "i-2"}})
         assert not d._told_of("r-1").is_set()  # another incident's
-        d._on_stream_event("dispatch.recommended", {"data": {"incident_id": "i-1"}})
+        d._on_stream_event("dispatch.recommended", {"id": "e-1", "data": {"incident_id": "i-1"}})
         assert d._told_of("r-1").is_set()
         assert d.incident_of["r-1"] == ("i-1", False)
+        assert d.recommended["i-1"] == "e-1"  # what the page is asked whether it includes
 
     asyncio.run(go())
 
@@ -28,7 +29,7 @@ def test_a_report_attached_to_an_incident_already_recommended_is_told_of_at_once
     async def go():
         d = a_dispatcher()
         d._on_stream_event("incident.opened", {"data": {"incident_id": "i-1", "report_ids": ["r-1"]}})
-        d._on_stream_event("dispatch.recommended", {"data": {"incident_id": "i-1"}})
+        d._on_stream_event("dispatch.recommended", {"id": "e-1", "data": {"incident_id": "i-1"}})
         d._on_stream_event("report.attached", {"data": {"incident_id": "i-1", "report_id": "r-2"}})
         assert d._told_of("r-2").is_set()
         assert d.incident_of["r-2"] == ("i-1", True)
@@ -49,6 +50,7 @@ class _HeldAnswers:
 
         class Answer:
             status = 404
+            headers: dict = {}
 
             async def __aenter__(self):
                 session.asked += 1
@@ -73,7 +75,7 @@ def test_polls_beyond_the_guard_wait_for_a_slot_and_that_wait_is_kept_apart_from
         await asyncio.sleep(0.05)
         assert session.asked == POLLERS  # the last one waits for a slot
         session.release.set()
-        assert [status for status, _ in await asyncio.gather(*polls)] == [404] * (POLLERS + 1)
+        assert [status for status, _, _ in await asyncio.gather(*polls)] == [404] * (POLLERS + 1)
         assert len(d.slot_waits) == len(d.round_trips) == POLLERS + 1
         assert max(d.slot_waits) >= 0.05  # the one that waited: its wait is not in its round trip
         assert min(d.slot_waits) < 0.05
