@@ -1,6 +1,8 @@
 """Thin agents: decode, ask the domain, publish."""
 from __future__ import annotations
 
+import logging
+
 from schemas import topics
 from schemas.envelope import Envelope, derived_id, utcnow
 from schemas.events import EventData, MergeIncidents, RegisterLp, ReportReceived, SplitReport
@@ -14,9 +16,20 @@ from .app import (
 )
 from .setup import build_tools
 
+log = logging.getLogger(__name__)
+
 tools = build_tools(settings)
 area = domain.AreaState(open_incidents=open_incidents, counters=counters, outcomes=outcomes,
                         recent_messages=recent_messages)
+
+
+@app.on_partitions_assigned.connect
+async def open_incidents_changed_behind_the_grid(sender, assigned, **kwargs) -> None:
+    # The table's recovery now fills and prunes it directly: the grid of the duplicate search is
+    # built again before the next report (no report is handled until recovery is done).
+    area.open_incidents.stale()
+    log.info("partitions assigned (%d): the open incidents' grid is built again before the next report",
+             len(assigned))
 SOURCE = f"/spkt/{SERVICE}"
 
 

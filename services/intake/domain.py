@@ -11,6 +11,8 @@ re-handling replays it. That is what keeps numbers unique and gapless across ret
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, MutableMapping
@@ -29,6 +31,97 @@ ROMAN_MONTHS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI
 UNLOCATED = "unlocated"
 
 
+class OpenIncidents(MutableMapping):
+    """An area's open incidents (incident_id -> facts) as the mapping that keeps them holds them,
+    with a grid of their positions: a report's duplicate search reads the incidents near it
+    (`near`), not every one open. A surge opens thousands, and a scan of all of them cost intake
+    1.5 ms a report at 2,900 open, more with each one (benchmarks/pipeline.py).
+
+    Changes made through this wrapper keep the grid. Anything that changes the mapping behind it
+    (a faust table's recovery after a rebalance) must call `stale()`; a different count is taken
+    as stale too. Either way the grid is built again from the mapping before the next search."""
+
+    CELL_DEG = 0.01  # about 1.1 km: a search reads the few cells its reach covers
+
+    def __init__(self, backing: MutableMapping[str, dict]) -> None:
+        self.backing = backing
+        self._cells: dict[tuple[int, int], set[str]] = {}
+        self._cell_of: dict[str, tuple[int, int] | None] = {}
+        self._stale = True
+
+    # --- the mapping: the backing's, with the grid kept -----------------------------------------
+    def __getitem__(self, incident_id: str) -> dict:
+        return self.backing[incident_id]
+
+    def __setitem__(self, incident_id: str, facts: dict) -> None:
+        self.backing[incident_id] = facts
+        self._place(incident_id, facts)
+
+    def __delitem__(self, incident_id: str) -> None:
+        del self.backing[incident_id]
+        self._remove(incident_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backing)
+
+    def __len__(self) -> int:
+        return len(self.backing)
+
+    def __contains__(self, incident_id: object) -> bool:
+        return incident_id in self.backing
+
+    def get(self, incident_id: str, default=None):  # a faust table answers None for a missing key
+        return self.backing.get(incident_id, default)
+
+    def pop(self, incident_id: str, *default):
+        facts = self.backing.pop(incident_id, *default)
+        self._remove(incident_id)
+        return facts
+
+    # --- the grid ----------------------------------------------------------------------------------
+    def stale(self) -> None:
+        self._stale = True
+
+    def near(self, lat: float, lon: float, reach_lat_deg: float, reach_lon_deg: float) -> list[dict]:
+        """The facts of every incident within the box of ±reach around (lat, lon), in no order."""
+        if self._stale or len(self._cell_of) != len(self.backing):
+            self._build()
+        cell = self.CELL_DEG
+        found = []
+        for i in range(math.floor((lat - reach_lat_deg) / cell), math.floor((lat + reach_lat_deg) / cell) + 1):
+            for j in range(math.floor((lon - reach_lon_deg) / cell), math.floor((lon + reach_lon_deg) / cell) + 1):
+                for incident_id in self._cells.get((i, j), ()):
+                    facts = self.backing.get(incident_id)
+                    if facts is not None and facts.get("lat") is not None and \
+                            abs(facts["lat"] - lat) <= reach_lat_deg and abs(facts["lon"] - lon) <= reach_lon_deg:
+                        found.append(facts)
+        return found
+
+    def _build(self) -> None:
+        self._cells.clear()
+        self._cell_of.clear()
+        for incident_id, facts in list(self.backing.items()):
+            self._place(incident_id, facts)
+        self._stale = False
+
+    def _place(self, incident_id: str, facts: Mapping | None) -> None:
+        self._remove(incident_id)
+        lat, lon = (facts.get("lat"), facts.get("lon")) if facts else (None, None)
+        where = None if lat is None or lon is None else (math.floor(lat / self.CELL_DEG),
+                                                          math.floor(lon / self.CELL_DEG))
+        self._cell_of[incident_id] = where
+        if where is not None:
+            self._cells.setdefault(where, set()).add(incident_id)
+
+    def _remove(self, incident_id: str) -> None:
+        where = self._cell_of.pop(incident_id, None)
+        if where is not None:
+            ids = self._cells[where]
+            ids.discard(incident_id)
+            if not ids:
+                del self._cells[where]
+
+
 @dataclass
 class AreaState:
     """What an area's intake remembers. Plain mappings of JSON-able values (faust tables in the worker)."""
@@ -37,6 +130,10 @@ class AreaState:
     counters: MutableMapping[str, int] = field(default_factory=dict)  # "lp|office|year", "incident|area|year"
     outcomes: MutableMapping[str, dict] = field(default_factory=dict)  # input id -> {"at", "events"}
     recent_messages: MutableMapping[str, dict] = field(default_factory=dict)  # sender+text -> report
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.open_incidents, OpenIncidents):
+            self.open_incidents = OpenIncidents(self.open_incidents)
 
 
 @dataclass(frozen=True)
@@ -64,7 +161,7 @@ class IntakeTools:
     locate: Callable[[Location], Located]
     classify: Callable[[str], Classified]
     # (incident id, score) of the best open incident for this report, or None
-    best_match: Callable[[ReportReceived, Located, str, list[dict]], tuple[str, MatchScore] | None]
+    best_match: Callable[[ReportReceived, Located, str, OpenIncidents], tuple[str, MatchScore] | None]
     office_name: Callable[[str], str]  # polres id -> LP office, e.g. "POLRES METRO JAKARTA SELATAN"
     area_code: Callable[[str], str]  # polres id -> short code for incident numbers, e.g. "JAKSEL"
     resend_window: timedelta = timedelta(minutes=10)
@@ -114,12 +211,10 @@ def handle_report(report: ReportReceived, event_id: str, state: AreaState, tools
         return []
     located = tools.locate(report.location)
     classified = _classification(report, tools)
-    open_incidents = list(state.open_incidents.values())
     # An assistance request always gets its own incident: it needs its own recorded decision. So
     # does a unit's panic button: backup must be recommended at once, not folded into another call.
     alone = report.assistance_request or report.panic_unit_id is not None
-    match = None if alone else tools.best_match(report, located, classified.category,
-                                                                      open_incidents)
+    match = None if alone else tools.best_match(report, located, classified.category, state.open_incidents)
     if match is not None and match[0] in state.open_incidents:
         incident_id, score = match
         incident = state.open_incidents[incident_id]

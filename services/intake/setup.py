@@ -15,7 +15,7 @@ from spkt.settings import Settings
 from . import classify as classifier
 from . import duplicates, geography
 from .categories import CATEGORIES
-from .domain import UNLOCATED, Classified, IntakeTools, Located
+from .domain import UNLOCATED, Classified, IntakeTools, Located, OpenIncidents
 
 
 @lru_cache(maxsize=4)
@@ -64,13 +64,11 @@ def build_tools(settings: Settings) -> IntakeTools:
     # 13 ms a report (benchmarks/pipeline.py). duplicates.best_match still applies the exact box.
     reach_deg = (max(rules.radius_m(c.code) for c in CATEGORIES) + duplicates.MAX_UNCERTAINTY_M) / duplicates.M_PER_DEG
 
-    def best_match(report: ReportReceived, located: Located, category: str, incidents: list[dict]):
+    def best_match(report: ReportReceived, located: Located, category: str, incidents: OpenIncidents):
         if located.lat is None:
             return None
         lat, lon = located.lat, located.lon
-        lon_reach = reach_deg / max(math.cos(math.radians(lat)), 1e-6)
-        near = [i for i in incidents if i.get("lat") is not None and abs(i["lat"] - lat) <= reach_deg
-                and abs(i["lon"] - lon) <= lon_reach]
+        near = incidents.near(lat, lon, reach_deg, reach_deg / max(math.cos(math.radians(lat)), 1e-6))
         facts = duplicates.ReportFacts(category=category, lat=lat, lon=lon,
                                        at=report.received_at, text=report.description, report_id=report.report_id,
                                        accuracy_m=report.location.accuracy_m)

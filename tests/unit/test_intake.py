@@ -24,7 +24,9 @@ def stub_tools(match_within_m: float = 500) -> IntakeTools:
             Classified("unclassified", 0.0, True, ())
 
     def best_match(report, located, category, incidents):
-        for inc in incidents:  # a crude stand-in: same category, within ~0.005 degrees
+        if located.lat is None:
+            return None
+        for inc in incidents.near(located.lat, located.lon, 0.005, 0.005):  # a crude stand-in: same category
             if inc["category"] == category and abs(inc["lat"] - located.lat) < 0.005:
                 return inc["incident_id"], MatchScore(total=0.9, distance_m=100, minutes=2, category_score=1,
                                                       text_score=0.5, reasons=["jarak 100 m"])
