@@ -79,7 +79,7 @@ _ROW_KEY = {"incident": "incident_id", "unit": "unit_id", "report": "report_id"}
 # By event type: its parts in order, (the method applying it, the kind of row it needs).
 _PARTS = {kind: ((f"_{kind.__name__}", "incident"),) for kind in (
     IncidentClosed, SceneStatusChanged, IncidentMerged, IncidentMarkedShareable, AssistanceDecided,
-    IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived, ReportAttached)}
+    IncidentRelocated, IncidentReopened, UnitAssigned, UnitArrived, ReportAttached, DispatchRecommended)}
 _PARTS |= {
     UnitStatusChanged: (("_unit_status", "unit"), ("_unit_status_at_incident", "incident")),
     UnitSignedIn: (("_UnitSignedIn", "unit"),),
