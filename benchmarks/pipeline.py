@@ -13,8 +13,8 @@ for it, the dispatcher asks for the incident's page as the console does, with th
 300 ms) until the page says it includes it (`X-Read-Model: includes`) and shows the
 recommendation (the stream comes straight from Kafka, so the read model may not hold it yet).
 Each report's polls go on their own, as each console's would, with POLLERS in flight at most as a
-guard. Until 30 November it asked `GET /api/v1/incidents/{id}/recommendations`, which no console
-uses to wait. Notify sends
+guard. Until the sixth session of 29 November it asked
+`GET /api/v1/incidents/{id}/recommendations`, which no console uses to wait. Notify sends
 its receipts to an SMS gateway on loopback that answers at once.
 
 Measured:
@@ -61,9 +61,10 @@ TITLE = "Report to visible recommendation through the real broker and services (
 POLL_S = 0.010           # a recommendation announced on the stream is asked for every 10 ms
 # Polls in flight at most: a guard, not a queue. Each dispatcher's console asks on its own, so a
 # poll waiting here for another one's answer is the load generator's delay, not the system's. At
-# 4 (the limit until 30 November, when the report route still took its database connection on the
-# event loop) the polls of a run at 50 a second waited for a slot 277 ms at the median and 2.8 s at
-# the p99 (their own round trip: 52 / 205 ms), and that wait made most of the figure. With the
+# 4 (the limit until the sixth session of 29 November, set when the report route still took its
+# database connection on the event loop) the polls of a run at 50 a second waited for a slot
+# 277 ms at the median and 2.8 s at the p99 (their own round trip: 52 / 205 ms), and that wait
+# made most of the figure. With the
 # FILERS, well below the API's thread pool and database connections (40 each).
 POLLERS = 16             # dispatchers' polls
 STREAM_TYPES = "incident.opened,report.attached,dispatch.recommended"
