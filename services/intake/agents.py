@@ -30,6 +30,8 @@ async def open_incidents_changed_behind_the_grid(sender, assigned, **kwargs) -> 
     area.open_incidents.stale()
     log.info("partitions assigned (%d): the open incidents' grid is built again before the next report",
              len(assigned))
+
+
 SOURCE = f"/spkt/{SERVICE}"
 
 

@@ -34,8 +34,8 @@ UNLOCATED = "unlocated"
 class OpenIncidents(MutableMapping):
     """An area's open incidents (incident_id -> facts) as the mapping that keeps them holds them,
     with a grid of their positions: a report's duplicate search reads the incidents near it
-    (`near`), not every one open. A surge opens thousands, and a scan of all of them cost intake
-    1.5 ms a report at 2,900 open, more with each one (benchmarks/pipeline.py).
+    (`near`), not every one open. A surge opens thousands: with a scan of all of them a report's
+    search took 0.65 ms at 2,200 open, more with each one; with the grid 0.28 ms (docs/performance.md).
 
     Changes made through this wrapper keep the grid. Anything that changes the mapping behind it
     (a faust table's recovery after a rebalance) must call `stale()`; a different count is taken
