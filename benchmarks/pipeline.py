@@ -46,7 +46,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from urllib.parse import quote
 
 import aiohttp
@@ -64,8 +63,8 @@ POLL_S = 0.010           # a recommendation announced on the stream is asked for
 # 4 (the limit until the sixth session of 29 November, set when the report route still took its
 # database connection on the event loop) the polls of a run at 50 a second waited for a slot
 # 277 ms at the median and 2.8 s at the p99 (their own round trip: 52 / 205 ms), and that wait
-# made most of the figure. With the
-# FILERS, well below the API's thread pool and database connections (40 each).
+# made most of the figure. With the FILERS, well below the API's thread pool and database
+# connections (40 each).
 POLLERS = 16             # dispatchers' polls
 STREAM_TYPES = "incident.opened,report.attached,dispatch.recommended"
 FILERS = 8               # call takers' reports: they do not wait for the dispatchers' polls

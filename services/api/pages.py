@@ -30,6 +30,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 from types import SimpleNamespace
 from typing import get_args
 
@@ -49,7 +50,10 @@ _STAMP = (select(t.Incident.revision, t.Incident.jurisdiction)
           .where(t.Incident.incident_id == bindparam("incident_id")))
 _STAMP_SQL = "SELECT revision, jurisdiction FROM incidents WHERE incident_id = ?"
 _PROCESSED_SQL = "SELECT 1 FROM processed_events WHERE event_id = ?"
-SEEN_MAX = 200  # the route's limit for `seen` (a longer one is its 422)
+# `?seen=`: the longest id the route takes (a longer one is its 422), and the header answering it.
+SEEN_MAX = 200
+SEEN_HEADER = "X-Read-Model"
+_SEEN_HEADER = SEEN_HEADER.lower().encode()
 _JSON = (b"content-type", b"application/json")
 _ROUTE = SimpleNamespace(path=PATH + "{incident_id}")  # what the request-time metric labels it by
 # The route's readers, less field units (their assignment is checked there): a role the route
@@ -98,15 +102,10 @@ class PageKeeper:
         return len(self._pages)
 
 
-SEEN_HEADER_BYTES = b"x-read-model"
-
-
 def _seen_alone(query: bytes) -> str | None | bool:
     """The `seen` of a query string that has nothing else (None when it has nothing at all);
     False for anything the route must answer (other parameters, a repeat, an empty, over-long or
     NUL-bearing value: its 422 or 400)."""
-    from urllib.parse import parse_qsl
-
     try:
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, strict_parsing=True)
     except ValueError:
@@ -147,7 +146,7 @@ class IncidentPages:
             if included is None:  # not SQLite: the route answers
                 await self.app(scope, receive, send)
                 return
-            headers.append((SEEN_HEADER_BYTES, b"includes" if included else b"behind"))
+            headers.append((_SEEN_HEADER, b"includes" if included else b"behind"))
         keeper = app.state.incident_pages
         stamp = self._here(app.state.sessions, _STAMP_SQL, incident_id)
         if stamp is not None and (not stamp or not in_scope(stations, stamp[1])):

@@ -11,7 +11,10 @@ from typing import Any
 
 from datetime import timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import (
+    JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, insert, select,
+)
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -423,9 +426,6 @@ def prepare_for_api(url: str) -> sessionmaker:
     beside = answers_beside(url)
     if beside is None:
         return sessions
-    from sqlalchemy import insert, select
-    from sqlalchemy.schema import CreateTable
-
     answers = make_engine(beside)
     table = IdempotentRequest.__table__
     with answers.begin() as connection:

@@ -22,6 +22,7 @@ from services.projection.verify import incident_chains, timeline_rows
 
 from ..auth import Principal, Role
 from ..deps import Decider, Dispatcher, IncidentReader, PublisherDep, SessionDep, SettingsDep, Supervisor
+from ..pages import SEEN_HEADER, SEEN_MAX
 from ..scope import check_in_scope, requested
 from ..models import (
     AssignmentOut, CommandAccepted, DecisionIn, IncidentIntervalsOut, DecisionOut, EscalationOut, EscalationsOut, IncidentOut, MergeIn,
@@ -181,12 +182,11 @@ def list_incidents(principal: IncidentReader, session: SessionDep, settings: Set
 
 
 _PROCESSED = select(t.ProcessedEvent.event_id).where(t.ProcessedEvent.event_id == bindparam("event_id"))
-SEEN_HEADER = "X-Read-Model"
 
 
 @router.get("/{incident_id}", response_model=IncidentOut, responses={404: {"description": NOT_FOUND}})
 def get_incident(request: Request, incident_id: str, principal: IncidentReader, session: SessionDep,
-                 seen: Annotated[str | None, Query(max_length=200, description=(
+                 seen: Annotated[str | None, Query(max_length=SEEN_MAX, description=(
                      "The id of an event about this incident the client has seen on the live stream. The "
                      f"`{SEEN_HEADER}` header then says whether this page includes it (`includes`) or not "
                      "yet (`behind`: the stream comes straight from Kafka, the read model a moment later; "
